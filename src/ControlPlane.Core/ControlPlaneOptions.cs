@@ -1,0 +1,12 @@
+namespace ControlPlane.Core;
+
+/// <summary>Bound from the <c>ControlPlane</c> configuration section.</summary>
+public sealed class ControlPlaneOptions
+{
+    public const string Section = "ControlPlane";
+
+    /// <summary>Embedded PostgreSQL data and other local state (slot process records, logs).</summary>
+    public string DataDirectory { get; set; } = ".controlplane";
+
+    public string FullDataDirectory => Path.GetFullPath(DataDirectory);
+}
