@@ -1,0 +1,243 @@
+using System.Text.Json;
+using ControlPlane.Core.Audit;
+using ControlPlane.Core.Checks;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Notifications;
+using ControlPlane.Core.Security;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Storage;
+
+namespace ControlPlane.Core.Data;
+
+public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options) : DbContext(options)
+{
+    /// <summary>Serializes writers of the audit hash chain (pg_advisory_xact_lock key).</summary>
+    private const long AuditChainLockKey = 0x436F6E74726F6C50; // "ControlP"
+
+    private readonly List<AuditEvent> _pendingAuditEvents = [];
+
+    public DbSet<Application> Applications => Set<Application>();
+    public DbSet<Deployment> Deployments => Set<Deployment>();
+    public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
+
+    /// <summary>Records an audit event not owned by an aggregate (e.g. a refused sign-in); saved with the next SaveChanges.</summary>
+    public void Record(AuditEvent auditEvent) => _pendingAuditEvents.Add(auditEvent);
+
+    protected override void OnModelCreating(ModelBuilder b)
+    {
+        var json = JsonSerializerOptions.Web;
+        b.Entity<Application>().Ignore(a => a.PendingAuditEvents);
+        b.Entity<Deployment>().Ignore(d => d.PendingAuditEvents);
+        b.Entity<ApiToken>().Ignore(t => t.PendingAuditEvents);
+
+        b.Entity<Application>(e =>
+        {
+            e.ToTable("applications");
+            e.HasKey(a => a.Id);
+            e.HasIndex(a => a.Name).IsUnique();
+            e.Property(a => a.Name).HasMaxLength(63);
+            e.Property(a => a.LiveSlot).HasConversion<string>().HasMaxLength(8);
+            e.Property(a => a.RouterKind).HasMaxLength(32);
+            e.Property(a => a.DeployerKind).HasMaxLength(32);
+            e.Property(a => a.RouterSettings).HasColumnType("jsonb");
+            e.Property(a => a.DeployerSettings).HasColumnType("jsonb");
+            e.Property(a => a.Checks).HasColumnType("jsonb").HasConversion(
+                v => JsonSerializer.Serialize(v, json),
+                v => JsonSerializer.Deserialize<List<HttpCheck>>(v, json) ?? new List<HttpCheck>(),
+                new ValueComparer<List<HttpCheck>>((x, y) => x!.SequenceEqual(y!), v => v.Aggregate(0, (h, c) => HashCode.Combine(h, c)), v => v.ToList()));
+            e.Property(a => a.Policy).HasColumnType("jsonb").HasConversion(
+                v => JsonSerializer.Serialize(v, json),
+                v => JsonSerializer.Deserialize<ReleasePolicy>(v, json) ?? new ReleasePolicy());
+            e.OwnsOne(a => a.Blue, s => MapSlot(s, "blue"));
+            e.OwnsOne(a => a.Green, s => MapSlot(s, "green"));
+            e.Property(a => a.RowVersion).IsRowVersion();
+            e.Ignore(a => a.LiveStatus);
+            e.Ignore(a => a.LiveVersion);
+            e.Ignore(a => a.StandbySlot);
+            e.Ignore(a => a.RouterSettingsJson);
+            e.Ignore(a => a.DeployerSettingsJson);
+        });
+
+        b.Entity<Deployment>(e =>
+        {
+            e.ToTable("deployments");
+            e.HasKey(d => d.Id);
+            e.Property(d => d.State).HasConversion<string>().HasMaxLength(24);
+            e.Property(d => d.FromSlot).HasConversion<string>().HasMaxLength(8);
+            e.Property(d => d.TargetSlot).HasConversion<string>().HasMaxLength(8);
+            e.Property(d => d.Version).HasMaxLength(64);
+            e.Property(d => d.FromVersion).HasMaxLength(64);
+            e.Property(d => d.ApplicationName).HasMaxLength(63);
+            e.Property(d => d.RowVersion).IsRowVersion();
+            e.HasOne<Application>().WithMany().HasForeignKey(d => d.ApplicationId).OnDelete(DeleteBehavior.Restrict);
+            // The database itself refuses a second in-flight deployment for an application.
+            e.HasIndex(d => d.ApplicationId).IsUnique().HasFilter(
+                "state IN (" + string.Join(", ", DeploymentStates.InFlight.Select(s => $"'{s}'")) + ")")
+                .HasDatabaseName("ux_deployments_one_in_flight");
+            e.HasIndex(d => new { d.ApplicationId, d.CreatedAt });
+            e.HasIndex(d => d.NextRunAt).HasFilter("next_run_at IS NOT NULL");
+            e.HasMany(d => d.Steps).WithOne().HasForeignKey(s => s.DeploymentId).OnDelete(DeleteBehavior.Cascade);
+            e.HasMany(d => d.Approvals).WithOne().HasForeignKey(a => a.DeploymentId).OnDelete(DeleteBehavior.Cascade);
+            e.Navigation(d => d.Steps).AutoInclude();
+            e.Navigation(d => d.Approvals).AutoInclude();
+        });
+
+        b.Entity<DeploymentStep>(e =>
+        {
+            e.ToTable("deployment_steps");
+            e.HasKey(s => s.Id);
+            e.Property(s => s.Name).HasMaxLength(32);
+            e.Property(s => s.State).HasConversion<string>().HasMaxLength(16);
+            e.HasIndex(s => new { s.DeploymentId, s.Name }).IsUnique();
+        });
+
+        b.Entity<Approval>(e =>
+        {
+            e.ToTable("approvals");
+            e.HasKey(a => a.Id);
+            e.Property(a => a.By).HasMaxLength(128);
+            // Distinct people: the same actor cannot approve one deployment twice, even racing.
+            e.HasIndex(a => new { a.DeploymentId, a.By }).IsUnique();
+        });
+
+        b.Entity<AuditEvent>(e =>
+        {
+            e.ToTable("audit_events");
+            e.HasKey(a => a.Sequence);
+            e.Property(a => a.Sequence).ValueGeneratedNever();
+            e.Property(a => a.ActorKind).HasConversion<string>().HasMaxLength(16);
+            e.Property(a => a.Action).HasMaxLength(64);
+            e.Property(a => a.Actor).HasMaxLength(128);
+            e.Property(a => a.Application).HasMaxLength(63);
+            e.Property(a => a.PreviousHash).HasMaxLength(64);
+            e.Property(a => a.Hash).HasMaxLength(64);
+            // Keyset paging newest-first, overall and per filter.
+            e.HasIndex(a => new { a.Application, a.Sequence });
+            e.HasIndex(a => new { a.Actor, a.Sequence });
+            e.HasIndex(a => new { a.Action, a.Sequence });
+            e.HasIndex(a => a.OccurredAt);
+            e.HasIndex(a => a.DeploymentId);
+        });
+
+        b.Entity<ApiToken>(e =>
+        {
+            e.ToTable("api_tokens");
+            e.HasKey(t => t.Id);
+            e.Property(t => t.Name).HasMaxLength(64);
+            e.Property(t => t.Role).HasConversion<string>().HasMaxLength(24);
+            e.Property(t => t.TokenHash).HasMaxLength(64);
+            e.HasIndex(t => t.TokenHash).IsUnique();
+        });
+
+        // snake_case columns, so hand-written SQL (claims, triggers, filters) reads naturally.
+        foreach (var entity in b.Model.GetEntityTypes().Where(t => !t.IsOwned()))
+            foreach (var property in entity.GetProperties())
+                if (property.GetColumnName() == property.Name && property.Name != nameof(Application.RowVersion))
+                    property.SetColumnName(SnakeCase(property.Name));
+    }
+
+    private static string SnakeCase(string name) =>
+        string.Concat(name.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
+
+    private static void MapSlot<T>(OwnedNavigationBuilder<Application, T> s, string prefix) where T : class
+    {
+        s.Property(nameof(SlotStatus.Version)).HasColumnName($"{prefix}_version").HasMaxLength(64);
+        s.Property(nameof(SlotStatus.State)).HasColumnName($"{prefix}_state").HasConversion<string>().HasMaxLength(16);
+        s.Property(nameof(SlotStatus.Healthy)).HasColumnName($"{prefix}_healthy");
+        s.Property(nameof(SlotStatus.ObservedAt)).HasColumnName($"{prefix}_observed_at");
+        s.Property(nameof(SlotStatus.Message)).HasColumnName($"{prefix}_message");
+    }
+
+    public override int SaveChanges(bool acceptAllChangesOnSuccess) =>
+        throw new NotSupportedException("Use SaveChangesAsync: saving appends to the audit chain, which takes a database lock.");
+
+    /// <summary>
+    /// Saves the change, the audit events it recorded (hash-chained, under a lock) and a NOTIFY for every replica — all in
+    /// one transaction, so an action and its audit record exist together or not at all.
+    /// </summary>
+    public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        var recorders = ChangeTracker.Entries<IRecordsAuditEvents>().Select(e => e.Entity).ToList();
+        var events = _pendingAuditEvents.Concat(recorders.SelectMany(r => r.PendingAuditEvents)).ToList();
+        var notices = CollectNotices(events);
+        if (events.Count == 0 && notices.Count == 0)
+            return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+
+        var ownTransaction = Database.CurrentTransaction is null
+            ? await Database.BeginTransactionAsync(cancellationToken)
+            : null;
+        try
+        {
+            if (events.Count > 0) await ChainAsync(events, cancellationToken);
+            var written = await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            foreach (var notice in notices)
+                await Database.ExecuteSqlAsync($"SELECT pg_notify({ChangeNotice.Channel}, {JsonSerializer.Serialize(notice)})", cancellationToken);
+            if (ownTransaction is not null) await ownTransaction.CommitAsync(cancellationToken);
+            _pendingAuditEvents.Clear();
+            foreach (var r in recorders) r.ClearPendingAuditEvents();
+            return written;
+        }
+        catch
+        {
+            // Sequence and hash were assigned for a transaction that did not commit; drop them so a retry re-chains.
+            foreach (var e in events) Entry(e).State = EntityState.Detached;
+            throw;
+        }
+        finally
+        {
+            if (ownTransaction is not null) await ownTransaction.DisposeAsync();
+        }
+    }
+
+    private async Task ChainAsync(List<AuditEvent> events, CancellationToken cancellationToken)
+    {
+        await Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({AuditChainLockKey})", cancellationToken);
+        var last = await AuditEvents.AsNoTracking().OrderByDescending(a => a.Sequence)
+            .Select(a => new { a.Sequence, a.Hash }).FirstOrDefaultAsync(cancellationToken);
+        var sequence = last?.Sequence ?? 0;
+        var previous = last?.Hash ?? AuditHash.Genesis;
+        foreach (var e in events)
+        {
+            e.Sequence = ++sequence;
+            e.PreviousHash = previous;
+            e.Hash = previous = AuditHash.Compute(e);
+            AuditEvents.Add(e);
+        }
+    }
+
+    private List<ChangeNotice> CollectNotices(List<AuditEvent> events)
+    {
+        var notices = new HashSet<ChangeNotice>();
+        foreach (var entry in ChangeTracker.Entries())
+        {
+            if (entry.State is EntityState.Unchanged or EntityState.Detached) continue;
+            switch (entry.Entity)
+            {
+                case Application a: notices.Add(new(ChangeNotice.ApplicationKind, a.Name, null)); break;
+                case Deployment d: notices.Add(new(ChangeNotice.DeploymentKind, d.ApplicationName, d.Id)); break;
+            }
+        }
+        // Owned slot state and child rows (steps, approvals) change without their owner being marked modified.
+        foreach (var entry in ChangeTracker.Entries<SlotStatus>().Where(e => e.State is EntityState.Modified or EntityState.Added))
+            if (entry.Metadata.IsOwned() && FindOwner(entry) is Application a) notices.Add(new(ChangeNotice.ApplicationKind, a.Name, null));
+        foreach (var id in ChangeTracker.Entries<DeploymentStep>().Where(e => e.State != EntityState.Unchanged).Select(e => e.Entity.DeploymentId)
+                     .Concat(ChangeTracker.Entries<Approval>().Where(e => e.State != EntityState.Unchanged).Select(e => e.Entity.DeploymentId)))
+        {
+            var d = ChangeTracker.Entries<Deployment>().FirstOrDefault(x => x.Entity.Id == id)?.Entity;
+            if (d is not null) notices.Add(new(ChangeNotice.DeploymentKind, d.ApplicationName, d.Id));
+        }
+        if (events.Count > 0) notices.Add(new(ChangeNotice.AuditKind, null, null));
+        return [.. notices];
+    }
+
+    private object? FindOwner(EntityEntry<SlotStatus> owned)
+    {
+        var ownership = owned.Metadata.FindOwnership();
+        if (ownership is null) return null;
+        return ChangeTracker.Entries<Application>()
+            .FirstOrDefault(a => ReferenceEquals(a.Entity.Blue, owned.Entity) || ReferenceEquals(a.Entity.Green, owned.Entity))?.Entity;
+    }
+}

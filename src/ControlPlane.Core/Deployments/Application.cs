@@ -1,0 +1,120 @@
+using System.Text.Json;
+using ControlPlane.Core.Audit;
+using ControlPlane.Core.Checks;
+
+namespace ControlPlane.Core.Deployments;
+
+/// <summary>One service under blue-green control: two slots, a router deciding which is live, and the release policy.</summary>
+public sealed class Application : IRecordsAuditEvents
+{
+    private readonly List<AuditEvent> _pendingAuditEvents = [];
+
+    private Application() { }
+
+    public Guid Id { get; private set; }
+    public string Name { get; private set; } = "";
+    public DateTimeOffset CreatedAt { get; private set; }
+
+    /// <summary>The slot production traffic is recorded on; the router is kept in agreement with it.</summary>
+    public Slot LiveSlot { get; private set; }
+
+    public SlotStatus Blue { get; private set; } = new();
+    public SlotStatus Green { get; private set; } = new();
+
+    public string RouterKind { get; private set; } = "";
+    public string RouterSettings { get; private set; } = "{}";
+    public string DeployerKind { get; private set; } = "";
+    public string DeployerSettings { get; private set; } = "{}";
+    public List<HttpCheck> Checks { get; private set; } = [];
+    public ReleasePolicy Policy { get; private set; } = new();
+
+    /// <summary>Path requested through the router after a switch to prove which version answers.</summary>
+    public string VerifyPath { get; private set; } = "/";
+
+    /// <summary>Where users reach the application (reported by the router once attached).</summary>
+    public string? PublicUrl { get; private set; }
+
+    /// <summary>Until when the previous slot stays warm so a rollback is an instant router flip (null = no rollback possible).</summary>
+    public DateTimeOffset? RollbackAvailableUntil { get; private set; }
+
+    public uint RowVersion { get; private set; }
+
+    public IReadOnlyList<AuditEvent> PendingAuditEvents => _pendingAuditEvents;
+    public void ClearPendingAuditEvents() => _pendingAuditEvents.Clear();
+
+    public SlotStatus SlotStatusOf(Slot slot) => slot == Slot.Blue ? Blue : Green;
+    public SlotStatus LiveStatus => SlotStatusOf(LiveSlot);
+    public string? LiveVersion => LiveStatus.Version;
+    public Slot StandbySlot => LiveSlot.Other();
+
+    public JsonElement RouterSettingsJson => JsonDocument.Parse(RouterSettings).RootElement;
+    public JsonElement DeployerSettingsJson => JsonDocument.Parse(DeployerSettings).RootElement;
+
+    public static Application Register(string name, string routerKind, string routerSettings, string deployerKind,
+        string deployerSettings, IEnumerable<HttpCheck> checks, ReleasePolicy policy, string initialVersion, Slot liveSlot,
+        string verifyPath, Actor by, DateTimeOffset now)
+    {
+        var app = new Application
+        {
+            Id = Guid.CreateVersion7(now),
+            Name = name,
+            CreatedAt = now,
+            LiveSlot = liveSlot,
+            RouterKind = routerKind,
+            RouterSettings = routerSettings,
+            DeployerKind = deployerKind,
+            DeployerSettings = deployerSettings,
+            Checks = [.. checks],
+            Policy = policy,
+            VerifyPath = verifyPath,
+        };
+        var live = app.SlotStatusOf(liveSlot);
+        live.Version = initialVersion;
+        live.State = SlotRunState.Starting;
+        app.Record(by, "application.registered", now, after: $"{liveSlot.Name()} {initialVersion} live",
+            details: JsonSerializer.Serialize(new { routerKind, deployerKind, policy, checks = app.Checks, initialVersion }));
+        return app;
+    }
+
+    /// <summary>Records the slot's observed state; returns whether anything visible changed.</summary>
+    public bool ObserveSlot(Slot slot, SlotRunState state, string? version, bool healthy, string? message, DateTimeOffset now)
+    {
+        var s = SlotStatusOf(slot);
+        var changed = s.State != state || s.Version != version || s.Healthy != healthy || s.Message != message;
+        s.State = state;
+        s.Version = version;
+        s.Healthy = healthy;
+        s.Message = message;
+        s.ObservedAt = now;
+        return changed;
+    }
+
+    public void AttachedAt(Uri publicUrl) => PublicUrl = publicUrl.ToString();
+
+    /// <summary>The router now sends traffic to <paramref name="slot"/> (after a verified switch or rollback).</summary>
+    internal void MakeLive(Slot slot, DateTimeOffset? rollbackAvailableUntil)
+    {
+        LiveSlot = slot;
+        RollbackAvailableUntil = rollbackAvailableUntil;
+    }
+
+    internal void ExtendRollbackWindow(DateTimeOffset? until) => RollbackAvailableUntil = until;
+
+    /// <summary>The hold window ended (or a rollback consumed it): the previous slot may be stopped.</summary>
+    public void ReleasePreviousSlot(Actor by, DateTimeOffset now, string why)
+    {
+        var previous = SlotStatusOf(StandbySlot);
+        RollbackAvailableUntil = null;
+        Record(by, "slot.stopped", now, before: $"{StandbySlot.Name()} {previous.Version} warm", after: $"{StandbySlot.Name()} stopped", reason: why);
+        previous.State = SlotRunState.Stopped;
+        previous.Healthy = false;
+        previous.Message = why;
+    }
+
+    public bool IsRollbackAvailable(DateTimeOffset now) =>
+        RollbackAvailableUntil is { } until && until > now && SlotStatusOf(StandbySlot).State == SlotRunState.Running;
+
+    internal void Record(Actor actor, string action, DateTimeOffset now, Guid? deploymentId = null, string? before = null,
+        string? after = null, string? reason = null, string? details = null) =>
+        _pendingAuditEvents.Add(AuditEvent.Create(actor, action, now, Name, deploymentId, before, after, reason, details));
+}

@@ -1,0 +1,297 @@
+using System.Text.Json;
+using ControlPlane.Core.Audit;
+using static ControlPlane.Core.Deployments.DeploymentState;
+
+namespace ControlPlane.Core.Deployments;
+
+/// <summary>
+/// One release attempt: moving an application from its live version to a new one on the standby slot.
+/// The deployment owns its transitions (PRODUCT.md §3); each one checks the state, records an audit event, and
+/// sets when the worker should look at it next. Callers never set <see cref="State"/>.
+/// </summary>
+public sealed class Deployment : IRecordsAuditEvents
+{
+    private readonly List<AuditEvent> _pendingAuditEvents = [];
+
+    private Deployment() { }
+
+    public Guid Id { get; private set; }
+    public Guid ApplicationId { get; private set; }
+    public string ApplicationName { get; private set; } = "";
+    public string Version { get; private set; } = "";
+    public string? FromVersion { get; private set; }
+    public Slot FromSlot { get; private set; }
+    public Slot TargetSlot { get; private set; }
+    public DeploymentState State { get; private set; }
+    public string RequestedBy { get; private set; } = "";
+    public string? Reason { get; private set; }
+    public int RequiredApprovals { get; private set; }
+    public bool AllowSelfApproval { get; private set; }
+    public DateTimeOffset CreatedAt { get; private set; }
+    public DateTimeOffset UpdatedAt { get; private set; }
+    public DateTimeOffset? FinishedAt { get; private set; }
+    public DateTimeOffset? AwaitingApprovalSince { get; private set; }
+    public DateTimeOffset? MonitoringUntil { get; private set; }
+
+    /// <summary>Why the deployment ended the way it did, in words for the operator.</summary>
+    public string? Outcome { get; private set; }
+
+    /// <summary>The standby slot still runs the abandoned version and should be stopped by the worker.</summary>
+    public bool CleanupPending { get; private set; }
+
+    /// <summary>When the worker should run this deployment's next step; null while it waits for a person.</summary>
+    public DateTimeOffset? NextRunAt { get; private set; }
+    public string? LeaseOwner { get; private set; }
+    public DateTimeOffset? LeaseExpiresAt { get; private set; }
+
+    public uint RowVersion { get; private set; }
+
+    public List<DeploymentStep> Steps { get; private set; } = [];
+    public List<Approval> Approvals { get; private set; } = [];
+
+    public IReadOnlyList<AuditEvent> PendingAuditEvents => _pendingAuditEvents;
+    public void ClearPendingAuditEvents() => _pendingAuditEvents.Clear();
+
+    public DeploymentStep Step(string name) => Steps.Single(s => s.Name == name);
+
+    public static Deployment Request(Application app, string version, Actor by, string? reason, DateTimeOffset now)
+    {
+        var d = new Deployment
+        {
+            Id = Guid.CreateVersion7(now),
+            ApplicationId = app.Id,
+            ApplicationName = app.Name,
+            Version = version,
+            FromVersion = app.LiveVersion,
+            FromSlot = app.LiveSlot,
+            TargetSlot = app.StandbySlot,
+            State = Queued,
+            RequestedBy = by.Name,
+            Reason = reason,
+            RequiredApprovals = app.Policy.RequiredApprovals,
+            AllowSelfApproval = app.Policy.AllowSelfApproval,
+            CreatedAt = now,
+            UpdatedAt = now,
+            NextRunAt = now,
+            Steps = [.. StepNames.All.Select((n, i) => new DeploymentStep(n, i))],
+        };
+        d.Record(by, "deployment.requested", now, null, Queued, reason,
+            JsonSerializer.Serialize(new { version, fromVersion = d.FromVersion, targetSlot = d.TargetSlot.Name() }));
+        return d;
+    }
+
+    // ---- Worker-driven transitions -------------------------------------------------------------------
+
+    public void StartDeploying(DateTimeOffset now)
+    {
+        Expect(Queued);
+        StartStep(StepNames.Deploy, now, $"deploying {Version} to {TargetSlot.Name()}");
+        MoveTo(Deploying, Actor.System, now, "deployment.deploying");
+    }
+
+    /// <summary>Progress note on the running step (not audited: it is not a state change). Returns whether it changed.</summary>
+    public bool NoteProgress(string message, DateTimeOffset now)
+    {
+        var step = Steps.FirstOrDefault(s => s.State == StepState.Running);
+        if (step is null || step.Message == message) return false;
+        step.Message = message;
+        UpdatedAt = now;
+        return true;
+    }
+
+    public void Deployed(string message, DateTimeOffset now)
+    {
+        Expect(Deploying);
+        FinishStep(StepNames.Deploy, StepState.Succeeded, message, now);
+        StartStep(StepNames.Verify, now, "running checks against the standby slot");
+        MoveTo(Verifying, Actor.System, now, "deployment.verifying", details: Json(new { step = StepNames.Deploy, message }));
+    }
+
+    public void Verified(string message, DateTimeOffset now)
+    {
+        Expect(Verifying);
+        FinishStep(StepNames.Verify, StepState.Succeeded, message, now);
+        if (RequiredApprovals == 0)
+        {
+            FinishStep(StepNames.Approval, StepState.Skipped, "the policy requires no approval", now);
+            MoveTo(ReadyToSwitch, Actor.System, now, "deployment.ready-to-switch", details: Json(new { step = StepNames.Verify, message }));
+            return;
+        }
+        StartStep(StepNames.Approval, now, $"waiting for {RequiredApprovals} approval(s)");
+        AwaitingApprovalSince = now;
+        MoveTo(AwaitingApproval, Actor.System, now, "deployment.awaiting-approval", details: Json(new { step = StepNames.Verify, message }));
+        NextRunAt = null;
+    }
+
+    /// <summary>A step failed before the router moved: traffic never left the live slot.</summary>
+    public void Fail(string reason, DateTimeOffset now)
+    {
+        if (!State.IsBeforeSwitch()) throw DomainException.Conflict($"Cannot fail a deployment in state {State} this way.");
+        var running = Steps.FirstOrDefault(s => s.State == StepState.Running);
+        if (running is not null) FinishStep(running.Name, StepState.Failed, reason, now);
+        SkipRemainingSteps(now);
+        CleanupPending = true;
+        Finish(Failed, Actor.System, now, "deployment.failed", reason, reason + " — traffic never moved.");
+    }
+
+    // ---- Person-driven transitions ------------------------------------------------------------------
+
+    public void Approve(Actor by, string? comment, DateTimeOffset now)
+    {
+        if (State != AwaitingApproval)
+            throw DomainException.Conflict($"Deployment {Id} is {State}; approvals are only accepted while it is AwaitingApproval.");
+        if (!AllowSelfApproval && string.Equals(by.Name, RequestedBy, StringComparison.Ordinal))
+            throw DomainException.Forbidden($"{by.Name} requested this release and the policy forbids approving one's own release; another person must approve.");
+        if (Approvals.Any(a => string.Equals(a.By, by.Name, StringComparison.Ordinal)))
+            throw DomainException.Conflict($"{by.Name} has already approved this release; approvals must come from distinct people.");
+
+        Approvals.Add(new Approval(by.Name, now, comment));
+        Record(by, "deployment.approved", now, State, State, comment,
+            Json(new { approvals = Approvals.Count, required = RequiredApprovals }));
+        if (Approvals.Count < RequiredApprovals)
+        {
+            NoteProgress($"{Approvals.Count} of {RequiredApprovals} approvals", now);
+            return;
+        }
+        FinishStep(StepNames.Approval, StepState.Succeeded, $"approved by {string.Join(", ", Approvals.Select(a => a.By))}", now);
+        MoveTo(ReadyToSwitch, by, now, "deployment.ready-to-switch");
+    }
+
+    /// <summary>The policy's auto-promotion delay elapsed without enough approvals.</summary>
+    public void AutoPromote(DateTimeOffset now)
+    {
+        Expect(AwaitingApproval);
+        FinishStep(StepNames.Approval, StepState.Succeeded, "auto-promoted by policy", now);
+        MoveTo(ReadyToSwitch, Actor.System, now, "deployment.auto-promoted");
+    }
+
+    /// <summary>
+    /// Commits the intent to switch. Persisted before the router is touched, so a crash mid-switch resumes the
+    /// (idempotent) switch and its verification instead of forgetting it.
+    /// </summary>
+    public void BeginSwitch(Actor by, DateTimeOffset now)
+    {
+        if (State != ReadyToSwitch)
+            throw DomainException.Conflict($"Deployment {Id} is {State}; the switch is only possible from ReadyToSwitch.");
+        StartStep(StepNames.Switch, now, $"switching traffic {FromSlot.Name()} → {TargetSlot.Name()}");
+        MoveTo(Switching, by, now, "deployment.switching");
+    }
+
+    public void Abort(Actor by, string reason, DateTimeOffset now)
+    {
+        if (!State.IsBeforeSwitch())
+            throw DomainException.Conflict(State switch
+            {
+                Switching => "The switch is in progress and cannot be aborted; wait for it to finish, then roll back.",
+                Monitoring => "Traffic has already moved to the new version; use rollback instead of abort.",
+                _ => $"Deployment {Id} has already ended ({State}).",
+            });
+        var running = Steps.FirstOrDefault(s => s.State == StepState.Running);
+        if (running is not null) FinishStep(running.Name, StepState.Failed, $"aborted by {by.Name}: {reason}", now);
+        SkipRemainingSteps(now);
+        CleanupPending = true;
+        Finish(Aborted, by, now, "deployment.aborted", reason, $"Aborted by {by.Name}: {reason}");
+    }
+
+    // ---- After the router moved ---------------------------------------------------------------------
+
+    public void Switched(string message, DateTimeOffset now, TimeSpan monitoringWindow)
+    {
+        Expect(Switching);
+        FinishStep(StepNames.Switch, StepState.Succeeded, message, now);
+        StartStep(StepNames.Monitor, now, $"watching {TargetSlot.Name()} for {monitoringWindow.TotalSeconds:0} s");
+        MonitoringUntil = now + monitoringWindow;
+        MoveTo(Monitoring, Actor.System, now, "deployment.monitoring", details: Json(new { step = StepNames.Switch, message }));
+    }
+
+    /// <summary>The switch or its data-plane verification failed; the router has been put back on the old slot.</summary>
+    public void SwitchFailed(string reason, DateTimeOffset now)
+    {
+        Expect(Switching);
+        FinishStep(StepNames.Switch, StepState.Failed, reason, now);
+        SkipRemainingSteps(now);
+        CleanupPending = true;
+        Finish(Failed, Actor.System, now, "deployment.switch-failed", reason, $"Switch failed, router reverted to {FromSlot.Name()}: {reason}");
+    }
+
+    public void Succeed(string message, DateTimeOffset now)
+    {
+        Expect(Monitoring);
+        FinishStep(StepNames.Monitor, StepState.Succeeded, message, now);
+        Finish(Succeeded, Actor.System, now, "deployment.succeeded", null, message);
+    }
+
+    /// <summary>Traffic went back to the previous slot (automatic breach or a person's rollback).</summary>
+    public void RolledBack(Actor by, string reason, bool automatic, DateTimeOffset now)
+    {
+        if (State is not (Monitoring or Succeeded))
+            throw DomainException.Conflict($"Deployment {Id} is {State}; only a live release can be rolled back.");
+        if (State == Monitoring) FinishStep(StepNames.Monitor, StepState.Failed, reason, now);
+        CleanupPending = true;
+        Finish(DeploymentState.RolledBack, by, now, automatic ? "deployment.auto-rolled-back" : "deployment.rolled-back", reason,
+            $"{(automatic ? "Automatically rolled back" : $"Rolled back by {by.Name}")}: {reason}");
+    }
+
+    public void CleanedUp() => CleanupPending = false;
+
+    /// <summary>Sets when the worker should look again (null = wait for a person or nothing left to do).</summary>
+    public void RunAgainAt(DateTimeOffset? at) => NextRunAt = at;
+
+    // ---- helpers -------------------------------------------------------------------------------------
+
+    private void Expect(DeploymentState expected)
+    {
+        if (State != expected)
+            throw DomainException.Conflict($"Deployment {Id} is {State}, expected {expected}.");
+    }
+
+    private void MoveTo(DeploymentState next, Actor by, DateTimeOffset now, string action, string? reason = null, string? details = null)
+    {
+        var before = State;
+        State = next;
+        UpdatedAt = now;
+        NextRunAt = now;
+        Record(by, action, now, before, next, reason, details);
+    }
+
+    private void Finish(DeploymentState end, Actor by, DateTimeOffset now, string action, string? reason, string outcome)
+    {
+        Outcome = outcome;
+        FinishedAt = now;
+        MoveTo(end, by, now, action, reason);
+        NextRunAt = CleanupPending ? now : null;
+    }
+
+    private void StartStep(string name, DateTimeOffset now, string message)
+    {
+        var step = Step(name);
+        step.State = StepState.Running;
+        step.StartedAt = now;
+        step.Message = message;
+    }
+
+    private void FinishStep(string name, StepState state, string message, DateTimeOffset now)
+    {
+        var step = Step(name);
+        step.StartedAt ??= now;
+        step.State = state;
+        step.FinishedAt = now;
+        step.Message = message;
+    }
+
+    private void SkipRemainingSteps(DateTimeOffset now)
+    {
+        foreach (var step in Steps.Where(s => s.State == StepState.Pending))
+        {
+            step.State = StepState.Skipped;
+            step.FinishedAt = now;
+        }
+    }
+
+    private void Record(Actor by, string action, DateTimeOffset now, DeploymentState? before, DeploymentState? after,
+        string? reason, string? details = null) =>
+        _pendingAuditEvents.Add(AuditEvent.Create(by, action, now, ApplicationName, Id, before?.ToString(), after?.ToString(), reason,
+            details ?? Json(new { version = Version, targetSlot = TargetSlot.Name() })));
+
+    private static string Json(object value) => JsonSerializer.Serialize(value);
+}

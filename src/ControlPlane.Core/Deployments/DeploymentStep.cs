@@ -1,0 +1,56 @@
+namespace ControlPlane.Core.Deployments;
+
+public enum StepState { Pending, Running, Succeeded, Failed, Skipped }
+
+/// <summary>One stage of a deployment's timeline (deploy, verify, approval, switch, monitor).</summary>
+public sealed class DeploymentStep
+{
+    private DeploymentStep() { }
+
+    internal DeploymentStep(string name, int order)
+    {
+        Id = Guid.CreateVersion7();
+        Name = name;
+        Order = order;
+    }
+
+    public Guid Id { get; private set; }
+    public Guid DeploymentId { get; private set; }
+    public string Name { get; private set; } = "";
+    public int Order { get; private set; }
+    public StepState State { get; internal set; }
+    public DateTimeOffset? StartedAt { get; internal set; }
+    public DateTimeOffset? FinishedAt { get; internal set; }
+    public string? Message { get; internal set; }
+}
+
+public static class StepNames
+{
+    public const string Deploy = "deploy";
+    public const string Verify = "verify";
+    public const string Approval = "approval";
+    public const string Switch = "switch";
+    public const string Monitor = "monitor";
+
+    public static readonly IReadOnlyList<string> All = [Deploy, Verify, Approval, Switch, Monitor];
+}
+
+/// <summary>One person's (or token's) approval of a deployment.</summary>
+public sealed class Approval
+{
+    private Approval() { }
+
+    internal Approval(string by, DateTimeOffset at, string? comment)
+    {
+        Id = Guid.CreateVersion7();
+        By = by;
+        At = at;
+        Comment = comment;
+    }
+
+    public Guid Id { get; private set; }
+    public Guid DeploymentId { get; private set; }
+    public string By { get; private set; } = "";
+    public DateTimeOffset At { get; private set; }
+    public string? Comment { get; private set; }
+}
