@@ -81,12 +81,14 @@ public sealed class Application : IRecordsAuditEvents
     {
         var s = SlotStatusOf(slot);
         var changed = s.State != state || s.Version != version || s.Healthy != healthy || s.Message != message;
+        // Unchanged observations are not written: every write notifies every open dashboard.
+        if (!changed) return false;
         s.State = state;
         s.Version = version;
         s.Healthy = healthy;
         s.Message = message;
         s.ObservedAt = now;
-        return changed;
+        return true;
     }
 
     public void AttachedAt(Uri publicUrl) => PublicUrl = publicUrl.ToString();

@@ -1,0 +1,134 @@
+using ControlPlane.Core.Data;
+using ControlPlane.Core.Deployers;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Routing;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+
+namespace ControlPlane.Core.Execution;
+
+/// <summary>
+/// Keeps each application's slots and router in agreement with what is recorded: at start-up (after a clean stop or a
+/// kill -9) and periodically. Brings up the live (and still-warm previous) slot, attaches the router to the recorded live
+/// slot, stops slots nothing needs any more, and refreshes slot health for the dashboard.
+/// </summary>
+public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistry providers, TimeProvider time, ILogger<ApplicationRuntime> logger)
+{
+    private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(60);
+
+    /// <summary>Start-up: make every application serve again from its recorded live slot.</summary>
+    public async Task AttachAllAsync(CancellationToken cancellationToken)
+    {
+        var ids = await db.Applications.Select(a => a.Id).ToListAsync(cancellationToken);
+        foreach (var id in ids)
+        {
+            try { await AttachAsync(id, cancellationToken); }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogError(ex, "Could not bring application {ApplicationId} up", id);
+            }
+        }
+    }
+
+    public async Task AttachAsync(Guid applicationId, CancellationToken cancellationToken)
+    {
+        db.ChangeTracker.Clear();
+        var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
+        var deployer = providers.DeployerFor(app);
+        var deployerBinding = providers.DeployerBindingFor(app);
+        var now = time.GetUtcNow();
+
+        // The live slot first: without it there is nothing to route to.
+        if (app.LiveVersion is { } liveVersion)
+        {
+            var result = await ConvergeAsync(deployer, deployerBinding, app.LiveSlot, liveVersion, cancellationToken);
+            var ok = result.Status == SlotDeployStatus.Ready;
+            app.ObserveSlot(app.LiveSlot, ok ? SlotRunState.Running : SlotRunState.Failed, liveVersion, ok, result.Message, time.GetUtcNow());
+            if (!ok) logger.LogError("Live slot {Slot} of {Application} ({Version}) is not running: {Reason}", app.LiveSlot.Name(), app.Name, liveVersion, result.Message);
+        }
+
+        // A still-open hold window promises an instant rollback, so the previous slot must be warm again.
+        var standby = app.SlotStatusOf(app.StandbySlot);
+        if (app.RollbackAvailableUntil > now && standby.Version is { } previousVersion)
+        {
+            var result = await ConvergeAsync(deployer, deployerBinding, app.StandbySlot, previousVersion, cancellationToken);
+            if (result.Status == SlotDeployStatus.Ready)
+                app.ObserveSlot(app.StandbySlot, SlotRunState.Running, previousVersion, true, result.Message, time.GetUtcNow());
+            else
+            {
+                await deployer.StopAsync(deployerBinding, app.StandbySlot, cancellationToken);
+                app.ReleasePreviousSlot(Actor.System, time.GetUtcNow(), $"previous slot could not be restarted: {result.Message}");
+            }
+        }
+
+        var router = providers.RouterFor(app);
+        var routerBinding = providers.RouterBindingFor(app);
+        var publicUrl = await router.AttachAsync(routerBinding, app.LiveSlot, cancellationToken);
+        app.AttachedAt(publicUrl);
+
+        // After a crash between a router flip and its record, the record wins (unless a switch is in flight; it resumes itself).
+        var switching = await db.Deployments.AnyAsync(d => d.ApplicationId == app.Id && d.State == DeploymentState.Switching, cancellationToken);
+        var routed = await router.ReadLiveSlotAsync(routerBinding, cancellationToken);
+        if (!switching && routed is { } actual && actual != app.LiveSlot)
+        {
+            await router.SwitchAsync(routerBinding, app.LiveSlot, cancellationToken);
+            app.Record(Actor.System, "router.reconciled", time.GetUtcNow(), before: actual.Name(), after: app.LiveSlot.Name(),
+                reason: "the router disagreed with the recorded live slot at start-up");
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        logger.LogInformation("{Application} serves {Version} from {Slot} at {PublicUrl}", app.Name, app.LiveVersion, app.LiveSlot.Name(), publicUrl);
+        await HousekeepAsync(app.Id, cancellationToken);
+    }
+
+    /// <summary>Stops slots nothing needs (hold window over, abandoned) and refreshes slot health. Holds the application lock.</summary>
+    public async Task HousekeepAsync(Guid applicationId, CancellationToken cancellationToken)
+    {
+        db.ChangeTracker.Clear();
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        // FOR UPDATE also blocks a new deployment's insert (its foreign-key check) until we are done deciding.
+        await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = {applicationId} FOR UPDATE", cancellationToken);
+        var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
+        var inFlight = await db.Deployments.Where(d => d.ApplicationId == applicationId && DeploymentStates.InFlight.Contains(d.State))
+            .Select(d => new { d.TargetSlot }).FirstOrDefaultAsync(cancellationToken);
+        var deployer = providers.DeployerFor(app);
+        var binding = providers.DeployerBindingFor(app);
+        var now = time.GetUtcNow();
+
+        var standby = app.StandbySlot;
+        var standbyNeeded = inFlight is not null || app.RollbackAvailableUntil > now;
+        if (!standbyNeeded && app.SlotStatusOf(standby).State != SlotRunState.Stopped)
+        {
+            await deployer.StopAsync(binding, standby, cancellationToken);
+            if (app.RollbackAvailableUntil is not null) app.ReleasePreviousSlot(Actor.System, now, "hold window ended");
+            else app.ObserveSlot(standby, SlotRunState.Stopped, app.SlotStatusOf(standby).Version, false, "stopped: not needed", now);
+        }
+        else if (!standbyNeeded)
+        {
+            // Recorded as stopped; make sure nothing was left running there (e.g. started just before a crash).
+            var leftover = await deployer.ObserveAsync(binding, standby, cancellationToken);
+            if (leftover.Running) await deployer.StopAsync(binding, standby, cancellationToken);
+        }
+
+        foreach (var slot in new[] { app.LiveSlot, standby })
+        {
+            var status = app.SlotStatusOf(slot);
+            // A slot being deployed right now is reported by the deployment, not by this refresh.
+            if (status.State is SlotRunState.Stopped or SlotRunState.Starting || (slot == standby && inFlight is not null)) continue;
+            var seen = await deployer.ObserveAsync(binding, slot, cancellationToken);
+            app.ObserveSlot(slot, seen.Running ? SlotRunState.Running : SlotRunState.Failed, status.Version, seen.Running && seen.Healthy, seen.Message, now);
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+    }
+
+    private async Task<SlotDeployResult> ConvergeAsync(ISlotDeployer deployer, DeployerBinding binding, Slot slot, string version, CancellationToken cancellationToken)
+    {
+        var deadline = time.GetUtcNow() + StartDeadline;
+        while (true)
+        {
+            var result = await deployer.DeployAsync(binding, slot, version, cancellationToken);
+            if (result.Status != SlotDeployStatus.Pending || time.GetUtcNow() > deadline) return result;
+            await Task.Delay(result.RetryAfter > TimeSpan.Zero ? result.RetryAfter : TimeSpan.FromMilliseconds(200), time, cancellationToken);
+        }
+    }
+}

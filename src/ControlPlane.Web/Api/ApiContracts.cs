@@ -1,0 +1,77 @@
+using System.Text.Json;
+using ControlPlane.Core.Audit;
+using ControlPlane.Core.Checks;
+using ControlPlane.Core.Deployments;
+
+namespace ControlPlane.Web.Api;
+
+// Requests: every property nullable so a missing field gets our own message naming it, not a serializer exception.
+
+public sealed record KindAndSettings(string? Kind, JsonElement? Settings);
+
+public sealed record RegisterApplicationRequest(
+    string? Name, KindAndSettings? Router, KindAndSettings? Deployer, List<HttpCheck>? Checks, ReleasePolicy? Policy,
+    string? InitialVersion, Slot? LiveSlot, string? VerifyPath);
+
+public sealed record StartReleaseRequest(string? Version, string? Reason);
+public sealed record ApproveRequest(string? Comment);
+public sealed record ReasonRequest(string? Reason);
+public sealed record CreateTokenRequest(string? Name, string? Role, DateTimeOffset? ExpiresAt);
+
+// Responses.
+
+public sealed record SlotDto(string? Version, string State, bool Healthy, string? Message);
+public sealed record SlotsDto(SlotDto Blue, SlotDto Green);
+public sealed record InFlightDto(Guid Id, string Version, DeploymentState State);
+
+public sealed record ApplicationSummaryDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
+    InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil);
+
+public sealed record ApplicationDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
+    InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil, ReleasePolicy Policy, KindAndSettings Router,
+    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt);
+
+public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message);
+public sealed record ApprovalDto(string By, DateTimeOffset At, string? Comment);
+
+public sealed record DeploymentDto(Guid Id, string Application, string Version, string? FromVersion, Slot FromSlot, Slot TargetSlot,
+    DeploymentState State, string RequestedBy, string? Reason, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+    DateTimeOffset? FinishedAt, string? Outcome, IReadOnlyList<StepDto> Steps, IReadOnlyList<ApprovalDto> Approvals, int RequiredApprovals,
+    DateTimeOffset? MonitoringUntil);
+
+public sealed record RollbackResultDto(string Application, Slot LiveSlot, string? LiveVersion, string Message);
+
+public sealed record AuditEventDto(long Sequence, DateTimeOffset OccurredAt, string Actor, ActorKind ActorKind, string? SourceIp,
+    string Action, string? Application, Guid? DeploymentId, string? Before, string? After, string? Reason, string? Details,
+    string PreviousHash, string Hash);
+
+public sealed record AuditPageDto(IReadOnlyList<AuditEventDto> Items, string? NextCursor);
+public sealed record AuditVerifyDto(bool Valid, long Events, long? FirstInvalidSequence, string? Problem);
+public sealed record CreatedTokenDto(Guid Id, string Name, string Role, DateTimeOffset? ExpiresAt, string Token);
+
+public static class Dto
+{
+    public static SlotsDto Slots(Application a) => new(Slot(a.Blue), Slot(a.Green));
+
+    private static SlotDto Slot(SlotStatus s) => new(s.Version, s.State.ToString(), s.Healthy, s.Message);
+
+    public static InFlightDto? InFlight(Deployment? d) => d is null ? null : new(d.Id, d.Version, d.State);
+
+    public static ApplicationSummaryDto Summary(Application a, Deployment? inFlight) =>
+        new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil);
+
+    public static ApplicationDto Detail(Application a, Deployment? inFlight) =>
+        new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil, a.Policy,
+            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt);
+
+    public static DeploymentDto Deployment(Deployment d) =>
+        new(d.Id, d.ApplicationName, d.Version, d.FromVersion, d.FromSlot, d.TargetSlot, d.State, d.RequestedBy, d.Reason,
+            d.CreatedAt, d.UpdatedAt, d.FinishedAt, d.Outcome,
+            [.. d.Steps.OrderBy(s => s.Order).Select(s => new StepDto(s.Name, s.State, s.StartedAt, s.FinishedAt, s.Message))],
+            [.. d.Approvals.OrderBy(a => a.At).Select(a => new ApprovalDto(a.By, a.At, a.Comment))],
+            d.RequiredApprovals, d.MonitoringUntil);
+
+    public static AuditEventDto Audit(AuditEvent e) =>
+        new(e.Sequence, e.OccurredAt, e.Actor, e.ActorKind, e.SourceIp, e.Action, e.Application, e.DeploymentId, e.BeforeState,
+            e.AfterState, e.Reason, e.Details, e.PreviousHash, e.Hash);
+}

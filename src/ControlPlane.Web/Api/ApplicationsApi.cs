@@ -1,0 +1,86 @@
+using System.Text.Json;
+using ControlPlane.Core.Data;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Execution;
+using ControlPlane.Core.Security;
+using ControlPlane.Web.Security;
+using ControlPlane.Web.Workers;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace ControlPlane.Web.Api;
+
+public static class ApplicationsApi
+{
+    public static RouteGroupBuilder MapApplicationsApi(this RouteGroupBuilder api)
+    {
+        var apps = api.MapGroup("/applications").WithTags("Applications");
+
+        apps.MapGet("/", async (ControlPlaneDbContext db, CancellationToken ct) =>
+        {
+            var list = await db.Applications.AsNoTracking().OrderBy(a => a.Name).ToListAsync(ct);
+            var inFlight = await InFlightByApplicationAsync(db, ct);
+            return TypedResults.Ok(list.Select(a => Dto.Summary(a, inFlight.GetValueOrDefault(a.Id))).ToList());
+        }).RequirePermission(Permission.ViewApplications);
+
+        apps.MapGet("/{name}", async Task<Results<Ok<ApplicationDto>, ProblemHttpResult>> (string name, ControlPlaneDbContext db, CancellationToken ct) =>
+        {
+            var app = await db.Applications.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name, ct);
+            if (app is null) return NotFound($"Application '{name}' does not exist.");
+            var inFlight = await db.Deployments.AsNoTracking()
+                .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(d.State), ct);
+            return TypedResults.Ok(Dto.Detail(app, inFlight));
+        }).RequirePermission(Permission.ViewApplications);
+
+        apps.MapGet("/{name}/deployments", async Task<Results<Ok<List<DeploymentDto>>, ProblemHttpResult>> (
+            string name, int? limit, ControlPlaneDbContext db, CancellationToken ct) =>
+        {
+            var app = await db.Applications.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name, ct);
+            if (app is null) return NotFound($"Application '{name}' does not exist.");
+            var take = Math.Clamp(limit ?? 20, 1, 200);
+            var list = await db.Deployments.AsNoTracking().Where(d => d.ApplicationId == app.Id)
+                .OrderByDescending(d => d.CreatedAt).Take(take).ToListAsync(ct);
+            return TypedResults.Ok(list.Select(Dto.Deployment).ToList());
+        }).RequirePermission(Permission.ViewApplications);
+
+        apps.MapPost("/", async (RegisterApplicationRequest body, ReleaseCommands commands, ApplicationRuntimeWorker runtime,
+            HttpContext http, CancellationToken ct) =>
+        {
+            var errors = new List<Core.SettingsError>();
+            if (body.Router?.Kind is null) errors.Add(new("router.kind", "is required"));
+            if (body.Deployer?.Kind is null) errors.Add(new("deployer.kind", "is required"));
+            if (body.InitialVersion is null) errors.Add(new("initialVersion", "is required"));
+            if (errors.Count > 0) throw new ValidationException(errors);
+            var app = await commands.RegisterAsync(new RegisterApplication(
+                body.Name ?? "", body.Router!.Kind!, body.Router.Settings ?? EmptyObject, body.Deployer!.Kind!,
+                body.Deployer.Settings ?? EmptyObject, body.Checks ?? [], body.Policy ?? new ReleasePolicy(), body.InitialVersion!,
+                body.LiveSlot ?? Slot.Blue, body.VerifyPath ?? "/"), http.ToActor(), ct);
+            // Bring it up in the background: starting the live slot may take a while, the response should not.
+            _ = Task.Run(() => runtime.AttachAsync(app.Id, CancellationToken.None), CancellationToken.None);
+            return TypedResults.Created($"/api/v1/applications/{app.Name}", Dto.Detail(app, null));
+        }).RequirePermission(Permission.RegisterApplication);
+
+        apps.MapPost("/{name}/deployments", async (string name, StartReleaseRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
+        {
+            var d = await commands.StartReleaseAsync(name, body.Version, body.Reason, http.ToActor(), ct);
+            return TypedResults.Accepted($"/api/v1/deployments/{d.Id}", Dto.Deployment(d));
+        }).RequirePermission(Permission.StartRelease);
+
+        apps.MapPost("/{name}/rollback", async (string name, ReasonRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
+        {
+            var outcome = await commands.RollbackAsync(name, http.ToActor(), body.Reason, ct);
+            return TypedResults.Ok(new RollbackResultDto(name, outcome.LiveSlot, outcome.LiveVersion, outcome.Message));
+        }).RequirePermission(Permission.Rollback);
+
+        return api;
+    }
+
+    private static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement;
+
+    internal static ProblemHttpResult NotFound(string detail) =>
+        TypedResults.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Not found");
+
+    internal static async Task<Dictionary<Guid, Deployment>> InFlightByApplicationAsync(ControlPlaneDbContext db, CancellationToken ct) =>
+        (await db.Deployments.AsNoTracking().Where(d => DeploymentStates.InFlight.Contains(d.State)).ToListAsync(ct))
+        .ToDictionary(d => d.ApplicationId);
+}

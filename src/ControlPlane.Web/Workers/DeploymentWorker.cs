@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using ControlPlane.Core.Data;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Execution;
+using ControlPlane.Core.Notifications;
+using Microsoft.EntityFrameworkCore;
+
+namespace ControlPlane.Web.Workers;
+
+/// <summary>
+/// The loop that drives deployments: claim one that is due (FOR UPDATE SKIP LOCKED, with a lease so two replicas never
+/// run the same one), reconcile it in a fresh scope, release the lease. Wakes at once on any deployment NOTIFY, otherwise
+/// at the earliest due time.
+/// </summary>
+public sealed class DeploymentWorker(
+    IServiceScopeFactory scopes, ChangeNotifier notifier, ApplicationRuntimeWorker runtime, ILogger<DeploymentWorker> logger) : BackgroundService
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(5);
+
+    /// <summary>host/pid/start: lets a restarted process on the same host recognise leases of its dead predecessor.</summary>
+    private readonly string _owner = $"{Environment.MachineName}/{Environment.ProcessId}/{Process.GetCurrentProcess().StartTime.Ticks}";
+    private readonly SemaphoreSlim _wake = new(0);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var subscription = notifier.Subscribe(n =>
+        {
+            if (n.Kind == ChangeNotice.DeploymentKind && _wake.CurrentCount == 0) _wake.Release();
+        });
+        await runtime.Attached.WaitAsync(stoppingToken);
+        await ReleaseDeadLocalLeasesAsync(stoppingToken);
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var claimed = await ClaimAsync(stoppingToken);
+                if (claimed is { } id)
+                {
+                    await RunAsync(id, stoppingToken);
+                    continue; // there may be more due work
+                }
+                await _wake.WaitAsync(await IdleDelayAsync(stoppingToken), stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Deployment worker loop failed; retrying in 1 s");
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    private async Task<Guid?> ClaimAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
+        var ids = await db.Database.SqlQuery<Guid>($"""
+            UPDATE deployments SET lease_owner = {_owner}, lease_expires_at = now() + {Lease}
+            WHERE id = (SELECT id FROM deployments
+                        WHERE next_run_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                        ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING id AS "Value"
+            """).ToListAsync(cancellationToken);
+        return ids.Count == 0 ? null : ids[0];
+    }
+
+    private async Task RunAsync(Guid id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<DeploymentReconciler>().ReconcileAsync(id, cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            // A person acted on it while we worked: look again straight away with fresh state.
+            await ExecuteAsync($"UPDATE deployments SET next_run_at = now() WHERE id = {id}", cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogError(ex, "Step of deployment {DeploymentId} failed unexpectedly; retrying in 5 s", id);
+            await ExecuteAsync($"UPDATE deployments SET next_run_at = now() + interval '5 seconds' WHERE id = {id}", cancellationToken);
+        }
+        finally
+        {
+            await ExecuteAsync($"UPDATE deployments SET lease_owner = NULL, lease_expires_at = NULL WHERE id = {id} AND lease_owner = {_owner}", CancellationToken.None);
+        }
+    }
+
+    private async Task<TimeSpan> IdleDelayAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
+        var next = await db.Deployments.Where(d => d.NextRunAt != null).MinAsync(d => d.NextRunAt, cancellationToken);
+        if (next is null) return MaxIdle;
+        var wait = next.Value - DateTimeOffset.UtcNow;
+        return wait <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(50) : wait < MaxIdle ? wait : MaxIdle;
+    }
+
+    /// <summary>After a kill -9 and restart, our predecessor's leases would block its deployments for a whole lease period.</summary>
+    private async Task ReleaseDeadLocalLeasesAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
+        var owners = await db.Deployments.Where(d => d.LeaseOwner != null).Select(d => d.LeaseOwner!).Distinct().ToListAsync(cancellationToken);
+        foreach (var owner in owners.Where(IsDeadLocalOwner))
+        {
+            logger.LogInformation("Releasing leases of {Owner}, a ControlPlane process on this host that is no longer running", owner);
+            await ExecuteAsync($"UPDATE deployments SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = {owner}", cancellationToken);
+        }
+    }
+
+    private bool IsDeadLocalOwner(string owner)
+    {
+        var parts = owner.Split('/');
+        if (parts.Length != 3 || parts[0] != Environment.MachineName || owner == _owner) return false;
+        if (!int.TryParse(parts[1], out var pid)) return false;
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return p.StartTime.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture) != parts[2];
+        }
+        catch (ArgumentException) { return true; }
+        catch (InvalidOperationException) { return true; }
+    }
+
+    private async Task ExecuteAsync(FormattableString sql, CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>().Database.ExecuteSqlAsync(sql, cancellationToken);
+    }
+}
