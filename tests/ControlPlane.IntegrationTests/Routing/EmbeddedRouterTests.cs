@@ -1,0 +1,340 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Routing;
+using Xunit;
+
+namespace ControlPlane.IntegrationTests.Routing;
+
+/// <summary>The embedded router against real Kestrel backends on loopback: no mocks.</summary>
+public sealed class EmbeddedRouterTests : IAsyncLifetime
+{
+    private const string App = "shop";
+    private TestBackend blue = null!;
+    private TestBackend green = null!;
+    private EmbeddedRouter router = null!;
+    private readonly HttpClient client = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        blue = await TestBackend.StartAsync(App, "1.0.0", "blue", Ct);
+        green = await TestBackend.StartAsync(App, "2.0.0", "green", Ct);
+        // A short probe deadline keeps the failing-verification tests quick; success is normally immediate.
+        router = new EmbeddedRouter(new DataPlaneProbe(deadline: TimeSpan.FromSeconds(1)));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await router.DisposeAsync();
+        client.Dispose();
+        await blue.DisposeAsync();
+        await green.DisposeAsync();
+    }
+
+    private RouterBinding Binding(int port = 0, Uri? greenEndpoint = null) =>
+        new(App, JsonSerializer.SerializeToElement(new { listenAddress = "127.0.0.1", listenPort = port }), blue.Url, greenEndpoint ?? green.Url);
+
+    private async Task<BackendAnswer> GetAnswerAsync(Uri url)
+    {
+        var answer = await client.GetFromJsonAsync<BackendAnswer>(url, Ct);
+        return answer!;
+    }
+
+    [Fact]
+    public async Task Attach_serves_the_live_slot_and_switch_sends_new_requests_to_the_other()
+    {
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, Ct);
+
+        Assert.Equal("127.0.0.1", publicUrl.Host);
+        Assert.NotEqual(0, publicUrl.Port);
+        Assert.Equal("/", publicUrl.AbsolutePath);
+        Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await GetAnswerAsync(publicUrl));
+        Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, Ct));
+
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+        // Same keep-alive client connection to the router: routing is per request, not per connection.
+        Assert.Equal(new BackendAnswer(App, "2.0.0", "green"), await GetAnswerAsync(publicUrl));
+        Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
+
+        await router.SwitchAsync(binding, Slot.Green, Ct); // no-op
+        Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
+        Assert.Equal("2.0.0", (await GetAnswerAsync(publicUrl)).Version);
+
+        await router.SwitchAsync(binding, Slot.Blue, Ct);
+        Assert.Equal("1.0.0", (await GetAnswerAsync(publicUrl)).Version);
+    }
+
+    [Fact]
+    public async Task Attach_is_idempotent_and_updates_the_live_slot_of_a_running_listener()
+    {
+        var binding = Binding();
+        var first = await router.AttachAsync(binding, Slot.Blue, Ct);
+        var second = await router.AttachAsync(binding, Slot.Green, Ct);
+
+        Assert.Equal(first, second);
+        Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
+        Assert.Equal("2.0.0", (await GetAnswerAsync(first)).Version);
+        Assert.Equal(first, router.PublicUrlOf(App));
+    }
+
+    [Fact]
+    public async Task An_application_that_is_not_attached_has_no_live_slot_and_cannot_switch()
+    {
+        var binding = Binding();
+
+        Assert.Null(await router.ReadLiveSlotAsync(binding, Ct));
+        var ex = await Assert.ThrowsAsync<RouterException>(() => router.SwitchAsync(binding, Slot.Green, Ct));
+        Assert.Contains(App, ex.Message);
+        Assert.False((await router.VerifyDataPlaneAsync(binding, Slot.Blue, "1.0.0", Ct)).Verified);
+    }
+
+    [Fact]
+    public async Task Verification_through_the_router_succeeds_only_for_the_version_and_slot_that_answer()
+    {
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, Ct);
+
+        var ok = await router.VerifyDataPlaneAsync(binding, Slot.Blue, "1.0.0", Ct);
+        Assert.True(ok.Verified, ok.Message);
+        Assert.Contains("1.0.0", ok.Message);
+
+        var wrongVersion = await router.VerifyDataPlaneAsync(binding, Slot.Green, "2.0.0", Ct);
+        Assert.False(wrongVersion.Verified);
+        Assert.Contains($"public URL {publicUrl} answered 1.0.0 from blue, expected 2.0.0 on green", wrongVersion.Message);
+
+        var wrongSlot = await router.VerifyDataPlaneAsync(binding, Slot.Green, "1.0.0", Ct);
+        Assert.False(wrongSlot.Verified);
+        Assert.Contains("answered 1.0.0 from blue, expected 1.0.0 on green", wrongSlot.Message);
+
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+        var afterSwitch = await router.VerifyDataPlaneAsync(binding, Slot.Green, "2.0.0", Ct);
+        Assert.True(afterSwitch.Verified, afterSwitch.Message);
+    }
+
+    [Fact]
+    public async Task Probe_says_connection_refused_when_nothing_listens()
+    {
+        using var probe = new DataPlaneProbe(deadline: TimeSpan.FromMilliseconds(500));
+        var url = new Uri($"http://127.0.0.1:{FreePort()}/");
+
+        var result = await probe.VerifyAsync(url, "/", Slot.Green, "2.0.0", Ct);
+
+        Assert.False(result.Verified);
+        Assert.Contains($"public URL {url} did not answer: connection refused, expected 2.0.0 on green", result.Message);
+    }
+
+    [Fact]
+    public async Task Probe_accepts_plain_text_with_the_version_and_rejects_answers_without_it()
+    {
+        using var probe = new DataPlaneProbe(deadline: TimeSpan.FromMilliseconds(300));
+
+        var text = await probe.VerifyAsync(blue.Url, "/text", Slot.Blue, "1.0.0", Ct);
+        Assert.True(text.Verified, text.Message);
+
+        var textWithoutVersion = await probe.VerifyAsync(blue.Url, "/text", Slot.Blue, "2.0.0", Ct);
+        Assert.False(textWithoutVersion.Verified);
+        Assert.Contains("answered a body without 2.0.0: 'shop 1.0.0 on blue', expected 2.0.0 on blue", textWithoutVersion.Message);
+
+        // JSON naming a slot but no version is not proof of the version.
+        var noVersion = await probe.VerifyAsync(blue.Url, "/headers", Slot.Blue, "1.0.0", Ct);
+        Assert.False(noVersion.Verified);
+        Assert.Contains("answered no version from blue, expected 1.0.0 on blue", noVersion.Message);
+    }
+
+    [Fact]
+    public async Task A_live_slot_that_does_not_answer_gets_a_502_naming_application_and_slot()
+    {
+        var deadGreen = new Uri($"http://127.0.0.1:{FreePort()}/");
+        var binding = Binding(greenEndpoint: deadGreen);
+        var publicUrl = await router.AttachAsync(binding, Slot.Green, Ct);
+
+        using var response = await client.GetAsync(publicUrl, Ct);
+        var body = await response.Content.ReadAsStringAsync(Ct);
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Contains(App, body);
+        Assert.Contains("green", body);
+        Assert.DoesNotContain("   at ", body); // no stack trace
+
+        var verification = await router.VerifyDataPlaneAsync(binding, Slot.Green, "2.0.0", Ct);
+        Assert.False(verification.Verified);
+        Assert.Contains("answered HTTP 502", verification.Message);
+    }
+
+    [Fact]
+    public async Task A_port_in_use_is_a_router_error_naming_the_port_and_the_setting()
+    {
+        using var occupant = new TcpListener(IPAddress.Loopback, 0);
+        occupant.Start();
+        var port = ((IPEndPoint)occupant.LocalEndpoint).Port;
+
+        var ex = await Assert.ThrowsAsync<RouterException>(() => router.AttachAsync(Binding(port), Slot.Blue, Ct));
+
+        Assert.Contains(port.ToString(), ex.Message);
+        Assert.Contains("listenPort", ex.Message);
+        Assert.Null(await router.ReadLiveSlotAsync(Binding(port), Ct));
+    }
+
+    [Fact]
+    public async Task Detach_stops_the_listener_and_frees_its_port()
+    {
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, Ct);
+        Assert.Equal("1.0.0", (await GetAnswerAsync(publicUrl)).Version);
+
+        await router.DetachAsync(App, Ct);
+
+        Assert.Null(await router.ReadLiveSlotAsync(binding, Ct));
+        using var freshClient = new HttpClient();
+        await Assert.ThrowsAsync<HttpRequestException>(() => freshClient.GetAsync(publicUrl, Ct));
+        using var rebind = new TcpListener(IPAddress.Loopback, publicUrl.Port);
+        rebind.Start(); // throws if the router still holds the port
+        rebind.Stop();
+
+        // And the same fixed port can be attached again.
+        var again = await router.AttachAsync(Binding(publicUrl.Port), Slot.Green, Ct);
+        Assert.Equal(publicUrl, again);
+        Assert.Equal("2.0.0", (await GetAnswerAsync(again)).Version);
+    }
+
+    [Fact]
+    public async Task Dispose_stops_every_listener()
+    {
+        var publicUrl = await router.AttachAsync(Binding(), Slot.Blue, Ct);
+
+        await router.DisposeAsync();
+
+        using var freshClient = new HttpClient();
+        await Assert.ThrowsAsync<HttpRequestException>(() => freshClient.GetAsync(publicUrl, Ct));
+    }
+
+    [Fact]
+    public async Task The_backend_sees_X_Forwarded_For()
+    {
+        var publicUrl = await router.AttachAsync(Binding(), Slot.Blue, Ct);
+
+        var headers = await client.GetFromJsonAsync<Dictionary<string, string?>>(new Uri(publicUrl, "/headers"), Ct);
+
+        Assert.Equal("127.0.0.1", headers!["xForwardedFor"]);
+        Assert.Equal(publicUrl.Authority, headers["xForwardedHost"]);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_request_in_flight_during_a_switch_completes_on_the_old_slot()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, ct);
+
+        var slow = client.GetFromJsonAsync<BackendAnswer>(new Uri(publicUrl, "/slow"), ct);
+        await blue.SlowRequestArrived.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
+        await router.SwitchAsync(binding, Slot.Green, ct);
+
+        Assert.Equal("2.0.0", (await GetAnswerAsync(publicUrl)).Version);
+        Assert.False(slow.IsCompleted);
+        blue.ReleaseSlowRequests.SetResult();
+        Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await slow);
+        Assert.False(green.SlowRequestArrived.Task.IsCompleted);
+    }
+
+    /// <summary>The acceptance test: 20 blue→green→blue cycles under continuous keep-alive load, zero failed requests.</summary>
+    [Fact(Timeout = 120_000)]
+    public async Task Continuous_load_across_20_switch_and_rollback_cycles_has_no_failed_request()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const int Workers = 8, Cycles = 20;
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, ct);
+
+        using var loadClient = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = Workers });
+        long total = 0, failures = 0, blueAnswers = 0, greenAnswers = 0;
+        string? firstFailure = null;
+        var stopping = false;
+
+        async Task WorkerAsync()
+        {
+            // Stop by flag, not by cancelling: a cancelled request would be an exception we would have to excuse.
+            while (!Volatile.Read(ref stopping))
+            {
+                try
+                {
+                    using var response = await loadClient.GetAsync(publicUrl, ct);
+                    var body = await response.Content.ReadAsStringAsync(ct);
+                    var answer = response.IsSuccessStatusCode ? JsonSerializer.Deserialize<BackendAnswer>(body, JsonSerializerOptions.Web) : null;
+                    if (answer is { Version: "1.0.0", Slot: "blue" }) Interlocked.Increment(ref blueAnswers);
+                    else if (answer is { Version: "2.0.0", Slot: "green" }) Interlocked.Increment(ref greenAnswers);
+                    else Fail($"HTTP {(int)response.StatusCode}: {body}");
+                }
+                catch (Exception ex) when (ex is HttpRequestException or JsonException or IOException)
+                {
+                    Fail(ex.ToString());
+                }
+                Interlocked.Increment(ref total);
+            }
+        }
+
+        void Fail(string what)
+        {
+            Interlocked.Increment(ref failures);
+            Interlocked.CompareExchange(ref firstFailure, what, null);
+        }
+
+        var workers = Enumerable.Range(0, Workers).Select(_ => Task.Run(WorkerAsync, ct)).ToArray();
+        try
+        {
+            // Let every worker get going before the first switch (bounded: at most ~5 s).
+            for (var i = 0; i < 100 && Interlocked.Read(ref total) < 100; i++)
+                await Task.Delay(50, ct);
+
+            for (var cycle = 0; cycle < Cycles; cycle++)
+            {
+                await router.SwitchAsync(binding, Slot.Green, ct);
+                await Task.Delay(50, ct);
+                await router.SwitchAsync(binding, Slot.Blue, ct);
+                await Task.Delay(50, ct);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stopping, true);
+            await Task.WhenAll(workers);
+        }
+
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"load: {total} requests, {failures} failed, {blueAnswers} from blue, {greenAnswers} from green");
+
+        Assert.True(failures == 0, $"{failures} of {total} requests failed; first: {firstFailure}");
+        Assert.True(total >= 500, $"only {total} requests were made: the load was not meaningful");
+        Assert.True(blueAnswers > 0 && greenAnswers > 0, $"blue answered {blueAnswers}, green answered {greenAnswers}: both must have served");
+        Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, ct));
+    }
+
+    [Fact]
+    public void Settings_are_validated_field_by_field()
+    {
+        var valid = JsonSerializer.SerializeToElement(new { listenAddress = "127.0.0.1", listenPort = 8080 });
+        Assert.Empty(router.ValidateSettings(valid));
+        Assert.Empty(router.ValidateSettings(JsonSerializer.SerializeToElement(new { listenAddress = "::1", listenPort = 0 })));
+
+        var invalid = JsonSerializer.SerializeToElement(new { listenAddress = "localhost", listenPort = 70000 });
+        var errors = router.ValidateSettings(invalid);
+        Assert.Contains(errors, e => e.Field == "listenAddress");
+        Assert.Contains(errors, e => e.Field == "listenPort");
+
+        Assert.Contains(router.ValidateSettings(JsonSerializer.SerializeToElement(new { listenPort = -1 })), e => e.Field == "listenPort");
+        Assert.Contains(router.ValidateSettings(JsonSerializer.SerializeToElement(new { listenPort = "8080" })), e => e.Field == "listenPort");
+        Assert.Equal("embedded", router.Kind);
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new TcpListener(IPAddress.Loopback, 0);
+        socket.Start();
+        return ((IPEndPoint)socket.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,80 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ControlPlane.IntegrationTests.Routing;
+
+/// <summary>What a slot's backend answers: the same shape as the demo app.</summary>
+public sealed record BackendAnswer(string App, string Version, string Slot);
+
+/// <summary>
+/// A tiny real Kestrel backend on a free loopback port standing in for one slot.
+/// <c>/</c> answers <see cref="BackendAnswer"/> as JSON, <c>/text</c> as plain text; <c>/headers</c> echoes the forwarding headers;
+/// <c>/slow</c> signals <see cref="SlowRequestArrived"/> and answers once <see cref="ReleaseSlowRequests"/> is set.
+/// </summary>
+public sealed class TestBackend : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private TestBackend(WebApplication app, Uri url, BackendAnswer answer)
+    {
+        this.app = app;
+        Url = url;
+        Answer = answer;
+    }
+
+    public Uri Url { get; }
+    public BackendAnswer Answer { get; }
+    public TaskCompletionSource SlowRequestArrived { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public TaskCompletionSource ReleaseSlowRequests { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public static async Task<TestBackend> StartAsync(string application, string version, string slot, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddLogging();
+        var app = builder.Build();
+        var answer = new BackendAnswer(application, version, slot);
+        TestBackend? backend = null;
+
+        app.Run(async context =>
+        {
+            switch (context.Request.Path.Value)
+            {
+                case "/headers":
+                    await context.Response.WriteAsJsonAsync(new Dictionary<string, string?>
+                    {
+                        ["xForwardedFor"] = context.Request.Headers["X-Forwarded-For"],
+                        ["xForwardedHost"] = context.Request.Headers["X-Forwarded-Host"],
+                        ["slot"] = slot,
+                    }, context.RequestAborted);
+                    return;
+                case "/text":
+                    await context.Response.WriteAsync($"{application} {version} on {slot}\n", context.RequestAborted);
+                    return;
+                case "/slow":
+                    backend!.SlowRequestArrived.TrySetResult();
+                    // Held until the test releases it (at most 10 s), so "in flight" does not depend on timing.
+                    await backend.ReleaseSlowRequests.Task.WaitAsync(TimeSpan.FromSeconds(10), context.RequestAborted);
+                    break;
+            }
+            await context.Response.WriteAsJsonAsync(answer, context.RequestAborted);
+        });
+
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        backend = new TestBackend(app, new Uri(address.TrimEnd('/') + "/"), answer);
+        return backend;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
