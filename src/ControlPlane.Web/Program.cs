@@ -1,6 +1,129 @@
+using System.Text.Json.Serialization;
+using ControlPlane.Core;
+using ControlPlane.Core.Audit;
+using ControlPlane.Core.Checks;
+using ControlPlane.Core.Data;
+using ControlPlane.Core.Deployers;
+using ControlPlane.Core.Execution;
+using ControlPlane.Core.Notifications;
+using ControlPlane.Core.Routing;
+using ControlPlane.Web.Api;
+using ControlPlane.Web.Components;
+using ControlPlane.Web.Demo;
+using ControlPlane.Web.Hosting;
+using ControlPlane.Web.Hubs;
+using ControlPlane.Web.Security;
+using ControlPlane.Web.Workers;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.EntityFrameworkCore;
+using MudBlazor.Services;
+using Npgsql;
+
 var builder = WebApplication.CreateBuilder(args);
+if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+    builder.WebHost.UseUrls("http://localhost:5080");
+
+builder.Services.AddOptions<ControlPlaneOptions>().BindConfiguration(ControlPlaneOptions.Section);
+builder.Services.AddOptions<BootstrapOptions>().BindConfiguration("ControlPlane:Bootstrap");
+
+// ---- Database: an external PostgreSQL when configured, otherwise our own embedded cluster -------------------------------
+var database = await DatabaseHosting.ResolveAsync(builder.Configuration);
+builder.Services.AddSingleton(database);
+builder.Services.AddHostedService<EmbeddedPostgresLifetime>(); // registered first, so it stops last
+builder.Services.AddSingleton(database.DataSource);
+builder.Services.AddDbContext<ControlPlaneDbContext>(o => DatabaseHosting.Configure(o, database.DataSource),
+    ServiceLifetime.Scoped, ServiceLifetime.Singleton);
+builder.Services.AddDbContextFactory<ControlPlaneDbContext>(o => DatabaseHosting.Configure(o, database.DataSource));
+builder.Services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section)
+    .Configure(o => o.Enabled ??= database.IsEmbedded);
+
+// ---- Release flow ------------------------------------------------------------------------------------------------------
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<ChangeNotifier>();
+builder.Services.AddHttpClient(HttpCheckRunner.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+    .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromSeconds(30) });
+builder.Services.AddSingleton<DataPlaneProbe>(sp => new DataPlaneProbe(sp.GetRequiredService<TimeProvider>()));
+builder.Services.AddSingleton<EmbeddedRouter>();
+builder.Services.AddSingleton<ITrafficRouter>(sp => sp.GetRequiredService<EmbeddedRouter>());
+builder.Services.AddSingleton<ProcessDeployer>();
+builder.Services.AddSingleton<ISlotDeployer>(sp => sp.GetRequiredService<ProcessDeployer>());
+builder.Services.AddSingleton<ProviderRegistry>();
+builder.Services.AddSingleton<HttpCheckRunner>();
+builder.Services.AddScoped<DeploymentReconciler>();
+builder.Services.AddScoped<TrafficSwitch>();
+builder.Services.AddScoped<ApplicationRuntime>();
+builder.Services.AddScoped<ReleaseCommands>();
+builder.Services.AddScoped<AuditQuery>();
+builder.Services.AddScoped<AuditVerifier>();
+
+builder.Services.AddHostedService<SlotProcessesLifetime>(); // stops slot processes after the workers stopped
+builder.Services.AddSingleton<PostgresChangeListener>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<PostgresChangeListener>());
+builder.Services.AddSingleton<ApplicationRuntimeWorker>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<ApplicationRuntimeWorker>());
+builder.Services.AddHostedService<DeploymentWorker>();
+builder.Services.AddHostedService<HubBroadcaster>();
+
+// ---- API, auth, UI ----------------------------------------------------------------------------------------------------
+builder.Services.AddAuthentication(BearerTokenAuthenticationHandler.SchemeName)
+    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenAuthenticationHandler>(BearerTokenAuthenticationHandler.SchemeName, null);
+builder.Services.AddAuthorizationBuilder().AddPermissionPolicies();
+builder.Services.AddProblemDetails();
+builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+builder.Services.ConfigureHttpJsonOptions(o =>
+{
+    // A misspelt field must not be silently ignored on a release control plane.
+    o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
+});
+builder.Services.AddOpenApi();
+builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+builder.Services.AddMudServices();
+
 var app = builder.Build();
-app.MapGet("/healthz", () => "ok");
+
+await DatabaseHosting.MigrateAsync(app.Services);
+await DemoSeeder.SeedAsync(app.Services);
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.Use((context, next) =>
+{
+    if (context.Request.Path.StartsWithSegments("/api"))
+    {
+        if (context.Request.ContentLength > RequestLimits.MaxApiBodyBytes)
+            throw new BadHttpRequestException("Request body too large.", StatusCodes.Status413PayloadTooLarge);
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = RequestLimits.MaxApiBodyBytes;
+    }
+    return next(context);
+});
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseAntiforgery();
+
+app.MapStaticAssets();
+app.MapOpenApi();
+app.MapGet("/healthz", async (ControlPlaneDbContext db, CancellationToken ct) =>
+    await db.Database.CanConnectAsync(ct)
+        ? Results.Ok(new { status = "ok" })
+        : Results.Problem("PostgreSQL is not reachable.", statusCode: StatusCodes.Status503ServiceUnavailable))
+    .AllowAnonymous().WithTags("Health");
+app.MapGroup("/api/v1")
+    .MapApplicationsApi()
+    .MapDeploymentsApi()
+    .MapAuditApi()
+    .MapTokensApi();
+app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    var urls = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
+    app.Logger.LogInformation("ControlPlane dashboard on {Urls}", string.Join(", ", urls ?? []));
+});
 app.Run();
 
 public partial class Program;

@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using ControlPlane.Core.Checks;
+using ControlPlane.Core.Data;
+using ControlPlane.Core.Deployers;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Execution;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace ControlPlane.Web.Demo;
+
+public sealed class DemoOptions
+{
+    public const string Section = "ControlPlane:Demo";
+    public const string ApplicationName = "demo-shop";
+
+    /// <summary>Seed <c>demo-shop</c>; defaults to true on the embedded default, false with an external database.</summary>
+    public bool? Enabled { get; set; }
+
+    /// <summary>The demo router's public port on 127.0.0.1 (0 = pick a free one).</summary>
+    public int RouterPort { get; set; } = 8080;
+
+    /// <summary>Where ControlPlane.DemoApp.dll is, when not next to ControlPlane or in the source tree.</summary>
+    public string? AppPath { get; set; }
+}
+
+/// <summary>
+/// Registers <c>demo-shop</c> on first start: the demo web app as two real processes on loopback ports (blue 1.0.0 live)
+/// behind the embedded router. It goes through the same registration as any application.
+/// </summary>
+public static class DemoSeeder
+{
+    public static async Task SeedAsync(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<DemoOptions>>().Value;
+        if (options.Enabled != true) return;
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
+        if (await db.Applications.AnyAsync(a => a.Name == DemoOptions.ApplicationName)) return;
+
+        var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("ControlPlane.Demo");
+        var dll = DemoAppLocator.Find(options.AppPath);
+        if (dll is null)
+        {
+            logger.LogWarning("Demo not seeded: ControlPlane.DemoApp.dll was not found (build the solution, or set ControlPlane:Demo:AppPath)");
+            return;
+        }
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        var deployer = new
+        {
+            command = dotnet,
+            arguments = new[] { dll, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
+            bluePort = FreePort(),
+            greenPort = FreePort(),
+            healthPath = "/healthz",
+            startTimeoutSeconds = 30,
+        };
+        var router = new { listenAddress = "127.0.0.1", listenPort = options.RouterPort };
+        await scope.ServiceProvider.GetRequiredService<ReleaseCommands>().RegisterAsync(new RegisterApplication(
+            DemoOptions.ApplicationName,
+            "embedded", JsonSerializer.SerializeToElement(router),
+            "process", JsonSerializer.SerializeToElement(deployer),
+            [new HttpCheck { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 }, new HttpCheck { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 }],
+            new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
+            "1.0.0", Slot.Blue, "/"), Actor.System, CancellationToken.None);
+        logger.LogInformation("Seeded the demo application {Application} (blue 1.0.0 live)", DemoOptions.ApplicationName);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
