@@ -109,7 +109,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Application", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -191,7 +190,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Approval", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -224,7 +222,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Deployment", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -348,7 +345,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.DeploymentStep", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -395,7 +391,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Security.ApiToken", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 

@@ -132,6 +132,14 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.HasIndex(t => t.TokenHash).IsUnique();
         });
 
+        // Keys are created in the domain (Guid v7), never by the database; telling EF so makes a new approval or step
+        // added to a tracked deployment an INSERT rather than an UPDATE of a row that does not exist.
+        b.Entity<Application>().Property(x => x.Id).ValueGeneratedNever();
+        b.Entity<Deployment>().Property(x => x.Id).ValueGeneratedNever();
+        b.Entity<DeploymentStep>().Property(x => x.Id).ValueGeneratedNever();
+        b.Entity<Approval>().Property(x => x.Id).ValueGeneratedNever();
+        b.Entity<ApiToken>().Property(x => x.Id).ValueGeneratedNever();
+
         // snake_case columns, so hand-written SQL (claims, triggers, filters) reads naturally.
         foreach (var entity in b.Model.GetEntityTypes().Where(t => !t.IsOwned()))
             foreach (var property in entity.GetProperties())

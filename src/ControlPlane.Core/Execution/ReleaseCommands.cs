@@ -18,10 +18,10 @@ public sealed record RegisterApplication(
 /// </summary>
 public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRegistry providers, TrafficSwitch trafficSwitch, TimeProvider time)
 {
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\z")]
     private static partial Regex VersionPattern();
 
-    [GeneratedRegex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    [GeneratedRegex(@"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\z")]
     private static partial Regex NamePattern();
 
     public static string? VersionError(string? version) =>

@@ -1,9 +1,9 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using ControlPlane.Core.Audit;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Security;
+using ControlPlane.Web.Security;
 using CsvHelper;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -32,21 +32,19 @@ public static class AuditApi
             return TypedResults.Ok(new AuditPageDto([.. page.Items.Select(Dto.Audit)], page.NextCursor));
         });
 
-        audit.MapGet("/export", Results<EmptyHttpResult, ProblemHttpResult> (
+        audit.MapGet("/export", async Task<Results<EmptyHttpResult, ProblemHttpResult>> (
             string? format, string? application, string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, Guid? deploymentId,
             AuditQuery query, HttpContext http) =>
         {
-            var filter = new AuditFilter(application, actor, action, from, to, deploymentId);
-            switch (format?.ToLowerInvariant())
-            {
-                case "csv":
-                    http.Response.OnStarting(() => Task.CompletedTask);
-                    return Stream(http, "text/csv; charset=utf-8", "csv", body => WriteCsvAsync(body, query.StreamAsync(filter), http.RequestAborted));
-                case "jsonl":
-                    return Stream(http, "application/x-ndjson; charset=utf-8", "jsonl", body => WriteJsonLinesAsync(body, query.StreamAsync(filter), http.RequestAborted));
-                default:
-                    return Invalid("format", "format must be csv or jsonl.");
-            }
+            var kind = format?.ToLowerInvariant();
+            if (kind is not ("csv" or "jsonl")) return Invalid("format", "format must be csv or jsonl.");
+            var events = query.StreamAsync(new AuditFilter(application, actor, action, from, to, deploymentId));
+            http.Response.ContentType = kind == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
+            http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{DateTime.UtcNow:yyyyMMdd-HHmmss}.{kind}\"";
+            // Written straight to the response as rows arrive: memory stays flat for millions of events.
+            if (kind == "csv") await WriteCsvAsync(http.Response.Body, events, http.RequestAborted);
+            else await WriteJsonLinesAsync(http.Response.Body, events, http.RequestAborted);
+            return TypedResults.Empty;
         });
 
         audit.MapGet("/verify", async (AuditVerifier verifier, CancellationToken ct) =>
@@ -58,43 +56,35 @@ public static class AuditApi
         return api;
     }
 
-    private static Results<EmptyHttpResult, ProblemHttpResult> Stream(HttpContext http, string contentType, string extension, Func<Stream, Task> write)
-    {
-        http.Response.ContentType = contentType;
-        http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{DateTime.UtcNow:yyyyMMdd-HHmmss}.{extension}\"";
-        // Written straight to the response as rows arrive: memory stays flat for millions of events.
-        http.Response.RegisterForDisposeAsync(new AsyncAction(() => Task.CompletedTask));
-        http.Items["audit-export"] = write(http.Response.Body);
-        return TypedResults.Empty;
-    }
+    private static readonly JsonSerializerOptions LineJson = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
 
     public static readonly string[] CsvHeader =
         ["sequence", "occurredAt", "actor", "actorKind", "sourceIp", "action", "application", "deploymentId", "before", "after", "reason", "details", "previousHash", "hash"];
 
     private static async Task WriteCsvAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)
     {
-        await using var writer = new StreamWriter(body, new UTF8Encoding(false), leaveOpen: true);
-        await using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
+        await using var csv = CsvWriter.Create(body, options: null, leaveOpen: true);
         foreach (var h in CsvHeader) csv.WriteField(h);
-        await csv.NextRecordAsync();
+        await csv.EndRecordAsync(ct);
         await foreach (var e in events.WithCancellation(ct))
         {
-            csv.WriteField(e.Sequence);
+            csv.WriteField(e.Sequence.ToString(CultureInfo.InvariantCulture));
             csv.WriteField(e.OccurredAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
             csv.WriteField(e.Actor);
             csv.WriteField(e.ActorKind.ToString());
-            csv.WriteField(e.SourceIp);
+            csv.WriteField(e.SourceIp ?? "");
             csv.WriteField(e.Action);
-            csv.WriteField(e.Application);
-            csv.WriteField(e.DeploymentId);
-            csv.WriteField(e.BeforeState);
-            csv.WriteField(e.AfterState);
-            csv.WriteField(e.Reason);
-            csv.WriteField(e.Details);
+            csv.WriteField(e.Application ?? "");
+            csv.WriteField(e.DeploymentId?.ToString() ?? "");
+            csv.WriteField(e.BeforeState ?? "");
+            csv.WriteField(e.AfterState ?? "");
+            csv.WriteField(e.Reason ?? "");
+            csv.WriteField(e.Details ?? "");
             csv.WriteField(e.PreviousHash);
             csv.WriteField(e.Hash);
-            await csv.NextRecordAsync();
+            await csv.EndRecordAsync(ct);
         }
+        await csv.FlushAsync(ct);
     }
 
     private static async Task WriteJsonLinesAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)
@@ -102,7 +92,7 @@ public static class AuditApi
         var newline = "\n"u8.ToArray();
         await foreach (var e in events.WithCancellation(ct))
         {
-            await JsonSerializer.SerializeAsync(body, Dto.Audit(e), JsonSerializerOptions.Web, ct);
+            await JsonSerializer.SerializeAsync(body, Dto.Audit(e), LineJson, ct);
             await body.WriteAsync(newline, ct);
         }
     }
@@ -110,9 +100,4 @@ public static class AuditApi
     private static ProblemHttpResult Invalid(string field, string message) =>
         TypedResults.Problem(message, statusCode: StatusCodes.Status400BadRequest, title: "Invalid request",
             extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [field] = [message] } });
-
-    private sealed class AsyncAction(Func<Task> action) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync() => await action();
-    }
 }

@@ -47,7 +47,7 @@ public static class DemoSeeder
             logger.LogWarning("Demo not seeded: ControlPlane.DemoApp.dll was not found (build the solution, or set ControlPlane:Demo:AppPath)");
             return;
         }
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        var dotnet = DemoAppLocator.DotnetHost();
         var deployer = new
         {
             command = dotnet,

@@ -38,10 +38,16 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, ILogge
         await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAsync(applicationId, cancellationToken);
     }
 
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try { return await timer.WaitForNextTickAsync(stoppingToken); }
+        catch (OperationCanceledException) { return false; }
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing) && !stoppingToken.IsCancellationRequested)
+        while (!stoppingToken.IsCancellationRequested && await WaitAsync(timer, stoppingToken))
         {
             try
             {

@@ -1,0 +1,64 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace ControlPlane.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// ControlPlane in-process on a fresh, migrated PostgreSQL database of its own, with the demo seeded (real slot processes,
+/// the embedded router on a free port) and a known bootstrap admin token.
+/// </summary>
+public sealed class ControlPlaneAppFactory(string connectionString) : WebApplicationFactory<Program>
+{
+    public const string AdminToken = "test-bootstrap-admin-token";
+    public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-it-").FullName;
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+
+    public static async Task<ControlPlaneAppFactory> StartAsync(PostgresFixture postgres)
+    {
+        var factory = new ControlPlaneAppFactory(await postgres.CreateDatabaseAsync("api"));
+        _ = factory.Services; // builds and starts the host: migrations, demo seeding, router attach
+        return factory;
+    }
+
+    public string ConnectionString => connectionString;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("ConnectionStrings:ControlPlane", connectionString);
+        builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
+        builder.UseSetting("ControlPlane:Demo:Enabled", "true");
+        builder.UseSetting("ControlPlane:Demo:RouterPort", "0");
+        builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+    }
+
+    public HttpClient ClientWithToken(string? token)
+    {
+        var client = CreateClient();
+        if (token is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    public HttpClient Admin() => ClientWithToken(AdminToken);
+
+    /// <summary>Creates an API token with the role through the API, as an admin would.</summary>
+    public async Task<HttpClient> ClientWithRoleAsync(string name, string role)
+    {
+        using var admin = Admin();
+        var response = await admin.PostAsJsonAsync("/api/v1/tokens", new { name, role });
+        response.EnsureSuccessStatusCode();
+        var created = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return ClientWithToken(created.GetProperty("token").GetString());
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { }
+    }
+}
