@@ -109,6 +109,7 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Application", b =>
                 {
                     b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -190,6 +191,7 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Approval", b =>
                 {
                     b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -222,6 +224,7 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Deployment", b =>
                 {
                     b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -345,6 +348,7 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.DeploymentStep", b =>
                 {
                     b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -391,6 +395,7 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Security.ApiToken", b =>
                 {
                     b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -473,7 +478,7 @@ namespace ControlPlane.Migrations.Migrations
 
                             b1.HasKey("ApplicationId");
 
-                            b1.ToTable("applications");
+                            b1.ToTable("applications", (string)null);
 
                             b1.WithOwner()
                                 .HasForeignKey("ApplicationId");
@@ -509,7 +514,7 @@ namespace ControlPlane.Migrations.Migrations
 
                             b1.HasKey("ApplicationId");
 
-                            b1.ToTable("applications");
+                            b1.ToTable("applications", (string)null);
 
                             b1.WithOwner()
                                 .HasForeignKey("ApplicationId");
