@@ -20,6 +20,8 @@
 //     ControlPlane's pre-switch checks call the slot directly and do not), then GET / answers 500 from then on,
 //     so the monitoring checks after the switch breach and ControlPlane rolls back automatically.
 //     /healthz stays 200.
+//   - a version containing "-slow-start" (e.g. 2.0.0-slow-start): waits 5 seconds before it starts listening, so
+//     the Deploying step (and its progress messages) can be watched.
 //   Any other version behaves well.
 
 var builder = WebApplication.CreateSlimBuilder(args);
@@ -39,6 +41,8 @@ var info = new DemoInfo(
 var failsVerify = info.Version.Contains("-fail-verify", StringComparison.OrdinalIgnoreCase);
 var failsMonitor = info.Version.Contains("-fail-monitor", StringComparison.OrdinalIgnoreCase);
 var proxiedRequestAnswered = 0;
+if (info.Version.Contains("-slow-start", StringComparison.OrdinalIgnoreCase))
+    await Task.Delay(TimeSpan.FromSeconds(5));
 
 var app = builder.Build();
 
@@ -64,7 +68,7 @@ app.MapGet("/", IResult () =>
 app.MapGet("/healthz", () => TypedResults.Ok(new DemoHealth("ok", info.Version)));
 app.MapGet("/version", () => TypedResults.Text(info.Version));
 
-app.Run();
+await app.RunAsync();
 
 internal sealed record DemoInfo(string App, string Version, string Slot);
 internal sealed record DemoHealth(string Status, string Version);

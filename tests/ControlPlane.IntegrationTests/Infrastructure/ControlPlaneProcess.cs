@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+
+namespace ControlPlane.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// ControlPlane as a real OS process (the built ControlPlane.Web.dll), so tests can kill -9 it and start it again on the
+/// same database and data directory.
+/// </summary>
+public sealed class ControlPlaneProcess : IAsyncDisposable
+{
+    public const string AdminToken = "crash-test-admin-token";
+    private readonly string _connectionString;
+    private readonly StringBuilder _output = new();
+    private Process? _process;
+
+    public ControlPlaneProcess(string connectionString)
+    {
+        _connectionString = connectionString;
+        Port = FreePort();
+    }
+
+    public int Port { get; }
+    public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-crash-").FullName;
+    public Uri BaseAddress => new($"http://127.0.0.1:{Port}/");
+    public string Output { get { lock (_output) return _output.ToString(); } }
+
+    public async Task StartAsync()
+    {
+        var web = LocateWebAssembly();
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetDirectoryName(web)!, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(web);
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add(BaseAddress.ToString().TrimEnd('/'));
+        start.Environment["ConnectionStrings__ControlPlane"] = _connectionString;
+        start.Environment["ControlPlane__DataDirectory"] = DataDirectory;
+        start.Environment["ControlPlane__Demo__Enabled"] = "false";
+        start.Environment["ControlPlane__Bootstrap__AdminToken"] = AdminToken;
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Logging__LogLevel__Microsoft.EntityFrameworkCore"] = "Warning";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        _process = Process.Start(start)!;
+        _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) Assert.Fail($"ControlPlane exited with {_process.ExitCode} while starting:\n{Output}");
+            try
+            {
+                if ((await http.GetAsync(new Uri(BaseAddress, "healthz"))).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            await Task.Delay(100);
+        }
+        Assert.Fail($"ControlPlane did not answer /healthz within 60 s:\n{Output}");
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, slot processes and leases are left exactly as they were.</summary>
+    public async Task KillHardAsync()
+    {
+        if (_process is null) return;
+        _process.Kill(entireProcessTree: false);
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+        _process = null;
+    }
+
+    public HttpClient Admin()
+    {
+        var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+        return client;
+    }
+
+    /// <summary>PIDs of demo slot processes serving this application (by their command line).</summary>
+    public static IReadOnlyList<(int Pid, string Slot)> SlotProcesses(string application)
+    {
+        var found = new List<(int, string)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string[] args;
+            try { args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0'); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            var app = Array.IndexOf(args, "--app");
+            var slot = Array.IndexOf(args, "--slot");
+            if (app >= 0 && app + 1 < args.Length && args[app + 1] == application && slot >= 0 && slot + 1 < args.Length
+                && args.Any(a => a.EndsWith("ControlPlane.DemoApp.dll", StringComparison.Ordinal)))
+                found.Add((pid, args[slot + 1]));
+        }
+        return found;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static string LocateWebAssembly()
+    {
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent?.Name ?? "Debug"; // bin/<Configuration>/net10.0
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "src", "ControlPlane.Web", "bin", configuration, "net10.0", "ControlPlane.Web.dll");
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new FileNotFoundException("ControlPlane.Web.dll was not found next to the sources; build the solution first.");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            // A clean stop: ControlPlane stops its slot processes and router itself.
+            using (var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            try { await _process.WaitForExitAsync(timeout.Token); } catch (OperationCanceledException) { _process.Kill(); }
+        }
+        _process?.Dispose();
+        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
