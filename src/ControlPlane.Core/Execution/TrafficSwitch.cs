@@ -76,10 +76,7 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
         var previous = app.StandbySlot;
         var previousVersion = app.SlotStatusOf(previous).Version;
         if (!app.IsRollbackAvailable(now) || previousVersion is null)
-            throw DomainException.Conflict(
-                $"No warm previous slot to roll back to: {previous.Name()} ({previousVersion ?? "empty"}) is no longer kept running" +
-                (app.RollbackAvailableUntil is { } until ? $" (the hold window ended at {until:u})" : "") +
-                $". Start a new release of the previous version instead{(previousVersion is null ? "" : $" ({previousVersion})")}.");
+            throw DomainException.Conflict(await NoWarmSlotMessageAsync(app, previous, previousVersion, cancellationToken));
 
         var deployer = providers.DeployerFor(app);
         var observed = await deployer.ObserveAsync(providers.DeployerBindingFor(app), previous, cancellationToken);
@@ -109,6 +106,20 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
         logger.LogWarning("Rolled back {Application} from {From} ({FromVersion}) to {To} ({ToVersion}) by {Actor}: {Reason}",
             app.Name, from.Name(), fromVersion, previous.Name(), previousVersion, by.Name, reason);
         return new(true, previous, previousVersion, proof.Message);
+    }
+
+    private async Task<string> NoWarmSlotMessageAsync(Application app, Slot previous, string? previousVersion, CancellationToken cancellationToken)
+    {
+        var releasing = await db.Deployments.AsNoTracking()
+            .FirstOrDefaultAsync(x => x.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(x.State), cancellationToken);
+        if (releasing is not null && releasing.State.IsBeforeSwitch())
+            return $"Nothing to roll back: {app.Name} still serves {app.LiveVersion} from {app.LiveSlot.Name()}, and the standby slot " +
+                   $"{previous.Name()} holds the release in progress ({releasing.Version}, {releasing.State}). Abort that release instead.";
+        var why = app.RollbackAvailableUntil is { } until
+            ? $"the hold window ended at {until:u}"
+            : previousVersion is null ? "no previous version was ever live" : "it is no longer kept running";
+        return $"No warm previous slot to roll back to: {previous.Name()} ({previousVersion ?? "empty"}) is not available ({why}). " +
+               (previousVersion is null ? "" : $"Start a new release of {previousVersion} to go back to it.");
     }
 
     private async Task<(Application App, Deployment Deployment)> LockAsync(Guid deploymentId, CancellationToken cancellationToken)
