@@ -60,6 +60,8 @@ builder.Services.AddScoped<AuditVerifier>();
 builder.Services.AddHostedService<SlotProcessesLifetime>(); // stops slot processes after the workers stopped
 builder.Services.AddSingleton<PostgresChangeListener>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<PostgresChangeListener>());
+builder.Services.AddSingleton<RuntimeLeadership>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<RuntimeLeadership>());
 builder.Services.AddSingleton<ApplicationRuntimeWorker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ApplicationRuntimeWorker>());
 builder.Services.AddHostedService<DeploymentWorker>();

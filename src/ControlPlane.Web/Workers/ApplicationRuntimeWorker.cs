@@ -8,16 +8,45 @@ namespace ControlPlane.Web.Workers;
 /// At start-up brings every application back up from its recorded state (before the deployment worker resumes anything);
 /// then every few seconds stops slots nothing needs and refreshes slot health.
 /// </summary>
-public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, ILogger<ApplicationRuntimeWorker> logger) : BackgroundService
+public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, RuntimeLeadership leadership, ILogger<ApplicationRuntimeWorker> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
     private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Completes when start-up attachment has run (successfully or not, for each application).</summary>
+    private static readonly TimeSpan LeadershipWaitAtStart = TimeSpan.FromSeconds(3);
+
+    /// <summary>Completes when this replica leads and start-up attachment has run (successfully or not, for each application).</summary>
     public Task Attached => _attached.Task;
 
-    /// <summary>Start-up attachment runs inside StartAsync, so the host reports "started" only once the demo serves.</summary>
+    /// <summary>
+    /// On the leader, start-up attachment runs inside StartAsync, so the host reports "started" only once the applications
+    /// serve again. A follower starts at once and attaches if it ever becomes the leader.
+    /// </summary>
     public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (await Task.WhenAny(leadership.Acquired, Task.Delay(LeadershipWaitAtStart, cancellationToken)) == leadership.Acquired)
+            await AttachAllAsync(cancellationToken);
+        else
+            logger.LogInformation("Another replica runs the release runtime; this one serves the dashboard and API and stands by");
+        await base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>Registration asks for a new application to be brought up without waiting for the next round.</summary>
+    public async Task AttachAsync(Guid applicationId, CancellationToken cancellationToken)
+    {
+        if (!Attached.IsCompleted) return; // not the leader: the leader's next round picks it up
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAsync(applicationId, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError(ex, "Could not bring application {ApplicationId} up", applicationId);
+        }
+    }
+
+    private async Task AttachAllAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -28,14 +57,6 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, ILogge
         {
             _attached.TrySetResult();
         }
-        await base.StartAsync(cancellationToken);
-    }
-
-    /// <summary>Registration asks for a new application to be brought up without waiting for the next round.</summary>
-    public async Task AttachAsync(Guid applicationId, CancellationToken cancellationToken)
-    {
-        await using var scope = scopes.CreateAsyncScope();
-        await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAsync(applicationId, cancellationToken);
     }
 
     private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
@@ -46,6 +67,8 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, ILogge
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await leadership.Acquired.WaitAsync(stoppingToken);
+        if (!Attached.IsCompleted) await AttachAllAsync(stoppingToken); // took over from a previous leader
         using var timer = new PeriodicTimer(Interval);
         while (!stoppingToken.IsCancellationRequested && await WaitAsync(timer, stoppingToken))
         {
