@@ -92,33 +92,9 @@ public sealed class CrashRecoveryTests(PostgresFixture postgres)
 
     private static async Task<string> RegisterAsync(ControlPlaneProcess cp, string app)
     {
-        var dll = Core.Deployers.DemoAppLocator.Find() ?? throw new InvalidOperationException("demo app not built");
         using var admin = cp.Admin();
-        var response = await admin.PostAsJsonAsync("/api/v1/applications", new
-        {
-            name = app,
-            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = ControlPlaneProcess.FreePort() } },
-            deployer = new
-            {
-                kind = "process",
-                settings = new
-                {
-                    command = Core.Deployers.DemoAppLocator.DotnetHost(),
-                    arguments = new[] { dll, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
-                    bluePort = ControlPlaneProcess.FreePort(),
-                    greenPort = ControlPlaneProcess.FreePort(),
-                    healthPath = "/healthz",
-                    startTimeoutSeconds = 30,
-                },
-            },
-            checks = new[] { new { name = "home", path = "/" } },
-            policy = new { requiredApprovals = 1, allowSelfApproval = true, monitoringWindowSeconds = 6, monitoringIntervalSeconds = 1, holdWindowSeconds = 600 },
-            initialVersion = "1.0.0",
-        }, Ct);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync(Ct));
-        var publicUrl = await admin.PublicUrlAsync(app);
-        Assert.Equal(("1.0.0", "blue"), await ApiCalls.PublicAnswerAsync(publicUrl));
-        return publicUrl;
+        return await TestApplications.RegisterDemoCopyAsync(admin, app,
+            new { requiredApprovals = 1, allowSelfApproval = true, monitoringWindowSeconds = 6, monitoringIntervalSeconds = 1, holdWindowSeconds = 600 });
     }
 
     private static async Task<string> StartReleaseAsync(ControlPlaneProcess cp, string app, string version)

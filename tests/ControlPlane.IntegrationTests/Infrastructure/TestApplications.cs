@@ -1,0 +1,37 @@
+using System.Net.Http.Json;
+
+namespace ControlPlane.IntegrationTests.Infrastructure;
+
+/// <summary>Registers a copy of the demo (real slot processes, embedded router) with a policy chosen by the test.</summary>
+public static class TestApplications
+{
+    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy)
+    {
+        var dll = Core.Deployers.DemoAppLocator.Find() ?? throw new InvalidOperationException("The demo app is not built.");
+        var response = await admin.PostAsJsonAsync("/api/v1/applications", new
+        {
+            name,
+            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = ControlPlaneProcess.FreePort() } },
+            deployer = new
+            {
+                kind = "process",
+                settings = new
+                {
+                    command = Core.Deployers.DemoAppLocator.DotnetHost(),
+                    arguments = new[] { dll, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
+                    bluePort = ControlPlaneProcess.FreePort(),
+                    greenPort = ControlPlaneProcess.FreePort(),
+                    healthPath = "/healthz",
+                    startTimeoutSeconds = 30,
+                },
+            },
+            checks = new[] { new { name = "home", path = "/" } },
+            policy,
+            initialVersion = "1.0.0",
+        }, TestContext.Current.CancellationToken);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        var publicUrl = await admin.PublicUrlAsync(name);
+        Assert.Equal(("1.0.0", "blue"), await ApiCalls.PublicAnswerAsync(publicUrl));
+        return publicUrl;
+    }
+}
