@@ -95,13 +95,13 @@ namespace ControlPlane.Migrations.Migrations
 
                     b.HasIndex("DeploymentId");
 
-                    b.HasIndex("OccurredAt");
-
                     b.HasIndex("Action", "Sequence");
 
                     b.HasIndex("Actor", "Sequence");
 
                     b.HasIndex("Application", "Sequence");
+
+                    b.HasIndex("OccurredAt", "Sequence");
 
                     b.ToTable("audit_events", (string)null);
                 });
@@ -109,7 +109,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Application", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -191,7 +190,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Approval", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -224,7 +222,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.Deployment", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -348,7 +345,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Deployments.DeploymentStep", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -395,7 +391,6 @@ namespace ControlPlane.Migrations.Migrations
             modelBuilder.Entity("ControlPlane.Core.Security.ApiToken", b =>
                 {
                     b.Property<Guid>("Id")
-                        .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
@@ -478,7 +473,7 @@ namespace ControlPlane.Migrations.Migrations
 
                             b1.HasKey("ApplicationId");
 
-                            b1.ToTable("applications", (string)null);
+                            b1.ToTable("applications");
 
                             b1.WithOwner()
                                 .HasForeignKey("ApplicationId");
@@ -514,7 +509,7 @@ namespace ControlPlane.Migrations.Migrations
 
                             b1.HasKey("ApplicationId");
 
-                            b1.ToTable("applications", (string)null);
+                            b1.ToTable("applications");
 
                             b1.WithOwner()
                                 .HasForeignKey("ApplicationId");

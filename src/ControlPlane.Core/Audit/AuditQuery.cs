@@ -21,8 +21,14 @@ public sealed class AuditQuery(ControlPlaneDbContext db)
         if (!string.IsNullOrWhiteSpace(f.Actor)) q = q.Where(e => e.Actor == f.Actor);
         if (!string.IsNullOrWhiteSpace(f.Action)) q = q.Where(e => e.Action == f.Action);
         if (f.DeploymentId is { } id) q = q.Where(e => e.DeploymentId == id);
-        if (f.From is { } from) q = q.Where(e => e.OccurredAt >= from);
-        if (f.To is { } to) q = q.Where(e => e.OccurredAt < to);
+        // occurred_at never decreases along the chain, so a time window is a sequence range whose two ends are single
+        // index probes; without the bounds PostgreSQL would walk the primary key from the newest event backwards.
+        if (f.From is { } from)
+            q = q.Where(e => e.OccurredAt >= from && e.Sequence >= db.AuditEvents.Where(x => x.OccurredAt >= from)
+                .OrderBy(x => x.OccurredAt).ThenBy(x => x.Sequence).Select(x => (long?)x.Sequence).FirstOrDefault());
+        if (f.To is { } to)
+            q = q.Where(e => e.OccurredAt < to && e.Sequence <= db.AuditEvents.Where(x => x.OccurredAt < to)
+                .OrderByDescending(x => x.OccurredAt).ThenByDescending(x => x.Sequence).Select(x => (long?)x.Sequence).FirstOrDefault());
         return q;
     }
 

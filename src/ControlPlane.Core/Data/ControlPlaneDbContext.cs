@@ -118,7 +118,8 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.HasIndex(a => new { a.Application, a.Sequence });
             e.HasIndex(a => new { a.Actor, a.Sequence });
             e.HasIndex(a => new { a.Action, a.Sequence });
-            e.HasIndex(a => a.OccurredAt);
+            // Time windows become sequence ranges through this index (occurred_at never decreases along the chain).
+            e.HasIndex(a => new { a.OccurredAt, a.Sequence });
             e.HasIndex(a => a.DeploymentId);
         });
 
@@ -204,11 +205,16 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
     {
         await Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({AuditChainLockKey})", cancellationToken);
         var last = await AuditEvents.AsNoTracking().OrderByDescending(a => a.Sequence)
-            .Select(a => new { a.Sequence, a.Hash }).FirstOrDefaultAsync(cancellationToken);
+            .Select(a => new { a.Sequence, a.Hash, a.OccurredAt }).FirstOrDefaultAsync(cancellationToken);
         var sequence = last?.Sequence ?? 0;
         var previous = last?.Hash ?? AuditHash.Genesis;
+        var previousAt = last?.OccurredAt ?? DateTimeOffset.MinValue;
         foreach (var e in events)
         {
+            // Events are stamped before they wait for this lock; keeping time non-decreasing along the chain lets a time
+            // filter become a sequence range (fast over millions of events). The shift is at most the lock wait.
+            if (e.OccurredAt < previousAt) e.OccurredAt = previousAt;
+            previousAt = e.OccurredAt;
             e.Sequence = ++sequence;
             e.PreviousHash = previous;
             e.Hash = previous = AuditHash.Compute(e);
