@@ -19,8 +19,11 @@ public sealed class DemoOptions
     /// <summary>Seed <c>demo-shop</c>; defaults to true on the embedded default, false with an external database.</summary>
     public bool? Enabled { get; set; }
 
-    /// <summary>The demo router's public port on 127.0.0.1 (0 = pick a free one).</summary>
+    /// <summary>The demo router's public port (0 = pick a free one).</summary>
     public int RouterPort { get; set; } = 8080;
+
+    /// <summary>The IP address the demo router listens on; 0.0.0.0 inside a container, so a published port reaches it.</summary>
+    public string RouterAddress { get; set; } = "127.0.0.1";
 
     /// <summary>Where ControlPlane.DemoApp.dll is, when not next to ControlPlane or in the source tree.</summary>
     public string? AppPath { get; set; }
@@ -57,7 +60,7 @@ public static class DemoSeeder
             healthPath = "/healthz",
             startTimeoutSeconds = 30,
         };
-        var router = new { listenAddress = "127.0.0.1", listenPort = options.RouterPort };
+        var router = new { listenAddress = options.RouterAddress, listenPort = options.RouterPort };
         await scope.ServiceProvider.GetRequiredService<ReleaseCommands>().RegisterAsync(new RegisterApplication(
             DemoOptions.ApplicationName,
             "embedded", JsonSerializer.SerializeToElement(router),
