@@ -71,6 +71,7 @@ builder.Services.AddHostedService<HubBroadcaster>();
 builder.Services.AddAuthentication(BearerTokenAuthenticationHandler.SchemeName)
     .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenAuthenticationHandler>(BearerTokenAuthenticationHandler.SchemeName, null);
 builder.Services.AddAuthorizationBuilder().AddPermissionPolicies();
+builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.ConfigureHttpJsonOptions(o =>
@@ -85,9 +86,6 @@ builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();
 
 var app = builder.Build();
-
-await DatabaseHosting.MigrateAsync(app.Services);
-await DemoSeeder.SeedAsync(app.Services);
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
@@ -126,6 +124,16 @@ app.Lifetime.ApplicationStarted.Register(() =>
     var urls = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
     app.Logger.LogInformation("ControlPlane dashboard on {Urls}", string.Join(", ", urls ?? []));
 });
-app.Run();
+try
+{
+    await DatabaseHosting.MigrateAsync(app.Services);
+    await DemoSeeder.SeedAsync(app.Services);
+    await app.RunAsync();
+}
+finally
+{
+    // Also after a failed start (bad configuration, port in use): never leave the embedded PostgreSQL running behind us.
+    await database.DisposeAsync();
+}
 
 public partial class Program;

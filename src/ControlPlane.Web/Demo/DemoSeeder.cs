@@ -61,13 +61,20 @@ public static class DemoSeeder
             startTimeoutSeconds = 30,
         };
         var router = new { listenAddress = options.RouterAddress, listenPort = options.RouterPort };
-        await scope.ServiceProvider.GetRequiredService<ReleaseCommands>().RegisterAsync(new RegisterApplication(
-            DemoOptions.ApplicationName,
-            "embedded", JsonSerializer.SerializeToElement(router),
-            "process", JsonSerializer.SerializeToElement(deployer),
-            [new HttpCheck { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 }, new HttpCheck { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 }],
-            new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
-            "1.0.0", Slot.Blue, "/"), Actor.System, CancellationToken.None);
+        try
+        {
+            await scope.ServiceProvider.GetRequiredService<ReleaseCommands>().RegisterAsync(new RegisterApplication(
+                DemoOptions.ApplicationName,
+                "embedded", JsonSerializer.SerializeToElement(router),
+                "process", JsonSerializer.SerializeToElement(deployer),
+                [new HttpCheck { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 }, new HttpCheck { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 }],
+                new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
+                "1.0.0", Slot.Blue, "/"), Actor.System, CancellationToken.None);
+        }
+        catch (ValidationException ex)
+        {
+            throw new InvalidOperationException($"The demo configuration (ControlPlane:Demo:*) is invalid: {ex.Message}", ex);
+        }
         logger.LogInformation("Seeded the demo application {Application} (blue 1.0.0 live)", DemoOptions.ApplicationName);
     }
 

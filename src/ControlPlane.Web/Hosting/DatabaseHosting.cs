@@ -8,12 +8,15 @@ namespace ControlPlane.Web.Hosting;
 /// <summary>The database ControlPlane runs on: the configured one, or an embedded cluster it owns.</summary>
 public sealed class ResolvedDatabase(NpgsqlDataSource dataSource, EmbeddedPostgres? embedded) : IAsyncDisposable
 {
+    private int _disposed;
+
     public NpgsqlDataSource DataSource { get; } = dataSource;
     public EmbeddedPostgres? Embedded { get; } = embedded;
     public bool IsEmbedded => Embedded is not null;
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await DataSource.DisposeAsync();
         if (Embedded is not null) await Embedded.DisposeAsync();
     }
@@ -40,7 +43,8 @@ public static class DatabaseHosting
     }
 
     public static void Configure(DbContextOptionsBuilder options, NpgsqlDataSource dataSource) =>
-        options.UseNpgsql(dataSource, o => o.MigrationsAssembly("ControlPlane.Migrations"));
+        // Split queries: a deployment auto-includes two collections (steps, approvals); one JOIN would multiply rows.
+        options.UseNpgsql(dataSource, o => o.MigrationsAssembly("ControlPlane.Migrations").UseQuerySplittingBehavior(QuerySplittingBehavior.SplitQuery));
 
     public static async Task MigrateAsync(IServiceProvider services)
     {
