@@ -16,18 +16,21 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
 {
     private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(60);
 
-    /// <summary>Start-up: make every application serve again from its recorded live slot.</summary>
-    public async Task AttachAllAsync(CancellationToken cancellationToken)
+    /// <summary>Makes the given applications (all, when null) serve again from their recorded live slot; returns those that could not.</summary>
+    public async Task<IReadOnlyList<Guid>> AttachAllAsync(IReadOnlyCollection<Guid>? only, CancellationToken cancellationToken)
     {
-        var ids = await db.Applications.Select(a => a.Id).ToListAsync(cancellationToken);
+        var ids = only ?? await db.Applications.Select(a => a.Id).ToListAsync(cancellationToken);
+        var failed = new List<Guid>();
         foreach (var id in ids)
         {
             try { await AttachAsync(id, cancellationToken); }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                logger.LogError(ex, "Could not bring application {ApplicationId} up", id);
+                logger.LogError(ex, "Could not bring application {ApplicationId} up; trying again with the next housekeeping round", id);
+                failed.Add(id);
             }
         }
+        return failed;
     }
 
     public async Task AttachAsync(Guid applicationId, CancellationToken cancellationToken)

@@ -24,7 +24,27 @@ public sealed class DeploymentReconciler(
         if (d is null) return;
         var app = await db.Applications.SingleAsync(a => a.Id == d.ApplicationId, cancellationToken);
         var now = time.GetUtcNow();
+        try
+        {
+            await StepAsync(app, d, now, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not DbUpdateException and not DomainException)
+        {
+            // A router or deployer fault (API down, credentials) must show on the release, not only in the server log.
+            logger.LogWarning(ex, "Step {State} of {Application} {Version} failed; retrying in {Delay}", d.State, app.Name, d.Version, FaultRetry);
+            // Whatever the step changed but did not save is dropped; steps are idempotent, so the retry redoes it.
+            db.ChangeTracker.Clear();
+            d = await db.Deployments.SingleAsync(x => x.Id == deploymentId, cancellationToken);
+            d.NoteProgress($"{d.State}: {ex.Message} — retrying in {FaultRetry.TotalSeconds:0} s", time.GetUtcNow());
+            d.RunAgainAt(time.GetUtcNow() + FaultRetry);
+        }
+        await db.SaveChangesAsync(cancellationToken);
+    }
 
+    private static readonly TimeSpan FaultRetry = TimeSpan.FromSeconds(5);
+
+    private async Task StepAsync(Application app, Deployment d, DateTimeOffset now, CancellationToken cancellationToken)
+    {
         switch (d.State)
         {
             case Queued:
@@ -49,7 +69,7 @@ public sealed class DeploymentReconciler(
             case Switching:
                 await db.SaveChangesAsync(cancellationToken);
                 await trafficSwitch.CompleteSwitchAsync(d.Id, cancellationToken);
-                return;
+                break;
             case Monitoring:
                 await MonitorAsync(app, d, cancellationToken);
                 break;
@@ -57,7 +77,6 @@ public sealed class DeploymentReconciler(
                 await CleanUpAsync(app, d, cancellationToken);
                 break;
         }
-        await db.SaveChangesAsync(cancellationToken);
     }
 
     private async Task DeployAsync(Application app, Deployment d, CancellationToken cancellationToken)

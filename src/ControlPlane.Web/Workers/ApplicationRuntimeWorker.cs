@@ -46,12 +46,14 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, Runtim
         }
     }
 
+    private IReadOnlyList<Guid> _notAttached = [];
+
     private async Task AttachAllAsync(CancellationToken cancellationToken)
     {
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAllAsync(cancellationToken);
+            _notAttached = await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAllAsync(null, cancellationToken);
         }
         finally
         {
@@ -77,7 +79,9 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, Runtim
                 await using var scope = scopes.CreateAsyncScope();
                 var ids = await scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>().Applications.Select(a => a.Id).ToListAsync(stoppingToken);
                 var runtime = scope.ServiceProvider.GetRequiredService<ApplicationRuntime>();
-                foreach (var id in ids) await runtime.HousekeepAsync(id, stoppingToken);
+                // Applications that could not be brought up (port taken, deployer down) are retried every round.
+                if (_notAttached.Count > 0) _notAttached = await runtime.AttachAllAsync(_notAttached, stoppingToken);
+                foreach (var id in ids.Except(_notAttached)) await runtime.HousekeepAsync(id, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
             catch (Exception ex)
