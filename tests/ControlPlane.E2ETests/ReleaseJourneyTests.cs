@@ -130,7 +130,7 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
 
         var audrey = await browser.SignInAsync(server.BaseAddress, "audrey", "Auditor");
         await audrey.GotoAsync("/audit");
-        await audrey.GetByTestId("filter-actor").Locator("input").FillAsync("oscar");
+        await audrey.Locator(Selectors.Actor).FillAsync("oscar");
         await audrey.GetByTestId("apply-filters").ClickAsync();
         var row = audrey.Locator("tr", new() { Has = audrey.GetByText("application.rolled-back") });
         await Expect(row).ToContainTextAsync("checkout errors spiking on 2.0.0");
