@@ -31,6 +31,8 @@ public sealed class AuditorJourneyTests(PostgresFixture postgres)
         {
             await audrey.GotoAsync(path);
             await Expect(audrey.Locator("h4, h1").First).ToBeVisibleAsync();
+            await Expect(audrey.Locator(".mud-progress-linear")).ToHaveCountAsync(0); // loaded, not still loading
+            await Expect(audrey.GetByText("This page failed to render")).ToHaveCountAsync(0);
             foreach (var control in new[] { "Approve", "Switch traffic", "Abort", "Rollback", "Roll back now", "Start release", "New release" })
                 await Expect(audrey.GetByRole(AriaRole.Button, new() { Name = control, Exact = true })).ToHaveCountAsync(0);
             await browser.ScreenshotAsync(audrey, "readonly" + path.Replace('/', '_'));

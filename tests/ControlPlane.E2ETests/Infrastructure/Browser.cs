@@ -44,6 +44,7 @@ public sealed class Browser : IAsyncDisposable
         // Not signed in: the dashboard sends people to the sign-in page.
         await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/signin"));
         await Assertions.Expect(page.GetByText("Development sign-in — replaced by real accounts later")).ToBeVisibleAsync();
+        await ScreenshotAsync(page, "signin");
         await page.Locator("#name").FillAsync(name);
         await page.Locator($"input[name=role][value={role}]").CheckAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
