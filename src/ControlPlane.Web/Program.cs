@@ -68,8 +68,11 @@ builder.Services.AddHostedService<DeploymentWorker>();
 builder.Services.AddHostedService<HubBroadcaster>();
 
 // ---- API, auth, UI ----------------------------------------------------------------------------------------------------
-builder.Services.AddAuthentication(BearerTokenAuthenticationHandler.SchemeName)
-    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenAuthenticationHandler>(BearerTokenAuthenticationHandler.SchemeName, null);
+// Pages sign in with the (development) cookie; API and hub policies accept a bearer token or that cookie.
+builder.Services.AddAuthentication(DevSignIn.CookieScheme)
+    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenAuthenticationHandler>(BearerTokenAuthenticationHandler.SchemeName, null)
+    .AddDevSignInCookie();
+builder.Services.AddCascadingAuthenticationState();
 builder.Services.AddAuthorizationBuilder().AddPermissionPolicies();
 builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
 builder.Services.AddProblemDetails();
@@ -117,6 +120,7 @@ app.MapGroup("/api/v1")
     .MapAuditApi()
     .MapTokensApi();
 app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
+app.MapDevSignIn();
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 app.Lifetime.ApplicationStarted.Register(() =>

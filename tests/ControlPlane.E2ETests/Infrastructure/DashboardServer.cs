@@ -1,0 +1,98 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using ControlPlane.Web.Workers;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace ControlPlane.E2ETests.Infrastructure;
+
+/// <summary>
+/// ControlPlane served by Kestrel on a real loopback port, so a real browser can reach it. The primary instance seeds the
+/// demo (real slot processes, the embedded router on a free port); a <see cref="Replica"/> shares the database only.
+/// </summary>
+public sealed class DashboardServer : WebApplicationFactory<Program>
+{
+    public const string AdminToken = "e2e-bootstrap-admin-token";
+
+    private readonly string _connectionString;
+    private readonly bool _replica;
+
+    private DashboardServer(string connectionString, bool replica)
+    {
+        _connectionString = connectionString;
+        _replica = replica;
+        UseKestrel(0);
+    }
+
+    public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-e2e-").FullName;
+    public Uri BaseAddress { get; private set; } = default!;
+    public string ConnectionString => _connectionString;
+
+    public static DashboardServer Start(string connectionString) => Started(new DashboardServer(connectionString, replica: false));
+
+    /// <summary>
+    /// A second ControlPlane on the same database that serves the dashboard and the API but runs no workers: the demo's
+    /// slot processes and embedded router belong to the primary's host (see the report on ApplicationRuntimeWorker).
+    /// </summary>
+    public static DashboardServer Replica(string connectionString) => Started(new DashboardServer(connectionString, replica: true));
+
+    private static DashboardServer Started(DashboardServer server)
+    {
+        server.StartServer();
+        var addresses = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        server.BaseAddress = new Uri(addresses.First());
+        return server;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("urls", "http://127.0.0.1:0");
+        builder.UseSetting("ConnectionStrings:ControlPlane", _connectionString);
+        builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
+        builder.UseSetting("ControlPlane:Demo:Enabled", _replica ? "false" : "true");
+        builder.UseSetting("ControlPlane:Demo:RouterPort", "0");
+        builder.UseSetting("ControlPlane:DevSignIn:Enabled", "true");
+        builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        if (!_replica) return;
+        builder.ConfigureTestServices(services =>
+        {
+            var workers = services.Where(d => d.ServiceType == typeof(IHostedService) && ImplementationOf(d) is { } t &&
+                                              (t == typeof(ApplicationRuntimeWorker) || t == typeof(DeploymentWorker))).ToList();
+            if (workers.Count != 2) throw new InvalidOperationException($"Expected to find the two workers to leave out of the replica, found {workers.Count}.");
+            foreach (var d in workers) services.Remove(d);
+        });
+    }
+
+    private static Type? ImplementationOf(ServiceDescriptor d) =>
+        d.ImplementationType ?? d.ImplementationFactory?.GetType().GenericTypeArguments.LastOrDefault();
+
+    public HttpClient Api(string? token = AdminToken)
+    {
+        var client = new HttpClient { BaseAddress = BaseAddress };
+        if (token is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    /// <summary>An API client acting as a named token with a role, created through the API as an admin would.</summary>
+    public async Task<HttpClient> ApiAsAsync(string name, string role)
+    {
+        using var admin = Api();
+        var response = await admin.PostAsJsonAsync("/api/v1/tokens", new { name, role }, TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        var created = await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        return Api(created.GetProperty("token").GetString());
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
