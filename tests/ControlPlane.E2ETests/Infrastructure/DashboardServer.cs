@@ -1,14 +1,11 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using ControlPlane.Web.Workers;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 
 namespace ControlPlane.E2ETests.Infrastructure;
 
@@ -37,8 +34,8 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
     public static DashboardServer Start(string connectionString) => Started(new DashboardServer(connectionString, replica: false));
 
     /// <summary>
-    /// A second ControlPlane on the same database that serves the dashboard and the API but runs no workers: the demo's
-    /// slot processes and embedded router belong to the primary's host (see the report on ApplicationRuntimeWorker).
+    /// A second, complete ControlPlane on the same database. The primary holds the runtime leadership (slot processes,
+    /// the embedded router, the deployment worker), so this one serves the dashboard and the API and stands by.
     /// </summary>
     public static DashboardServer Replica(string connectionString) => Started(new DashboardServer(connectionString, replica: true));
 
@@ -60,18 +57,7 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
         builder.UseSetting("ControlPlane:DevSignIn:Enabled", "true");
         builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
-        if (!_replica) return;
-        builder.ConfigureTestServices(services =>
-        {
-            var workers = services.Where(d => d.ServiceType == typeof(IHostedService) && ImplementationOf(d) is { } t &&
-                                              (t == typeof(ApplicationRuntimeWorker) || t == typeof(DeploymentWorker))).ToList();
-            if (workers.Count != 2) throw new InvalidOperationException($"Expected to find the two workers to leave out of the replica, found {workers.Count}.");
-            foreach (var d in workers) services.Remove(d);
-        });
     }
-
-    private static Type? ImplementationOf(ServiceDescriptor d) =>
-        d.ImplementationType ?? d.ImplementationFactory?.GetType().GenericTypeArguments.LastOrDefault();
 
     public HttpClient Api(string? token = AdminToken)
     {
