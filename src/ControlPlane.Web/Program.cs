@@ -56,6 +56,7 @@ builder.Services.AddScoped<ApplicationRuntime>();
 builder.Services.AddScoped<ReleaseCommands>();
 builder.Services.AddScoped<AuditQuery>();
 builder.Services.AddScoped<AuditVerifier>();
+builder.Services.AddSingleton<AuditChainStatus>();
 
 builder.Services.AddHostedService<SlotProcessesLifetime>(); // stops slot processes after the workers stopped
 builder.Services.AddSingleton<PostgresChangeListener>();
