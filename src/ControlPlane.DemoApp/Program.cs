@@ -20,6 +20,8 @@
 //     ControlPlane's pre-switch checks call the slot directly and do not), then GET / answers 500 from then on,
 //     so the monitoring checks after the switch breach and ControlPlane rolls back automatically.
 //     /healthz stays 200.
+//   - a version containing "-slow-verify" (e.g. 2.0.0-slow-verify): answers requests that do not come through a proxy
+//     (ControlPlane's own checks) after 1.5 seconds, so the Verifying step can be watched; traffic through the router is fast.
 //   - a version containing "-slow-start" (e.g. 2.0.0-slow-start): waits 5 seconds before it starts listening, so
 //     the Deploying step (and its progress messages) can be watched.
 //   Any other version behaves well.
@@ -57,8 +59,12 @@ if (failsMonitor)
     });
 }
 
-app.MapGet("/", IResult () =>
+var slowChecks = info.Version.Contains("-slow-verify", StringComparison.OrdinalIgnoreCase);
+
+app.MapGet("/", async Task<IResult> (HttpContext context) =>
 {
+    if (slowChecks && !context.Request.Headers.ContainsKey("X-Forwarded-For"))
+        await Task.Delay(TimeSpan.FromSeconds(1.5), context.RequestAborted);
     if (failsVerify)
         return TypedResults.Json(new DemoError("demo: this version fails verification"), statusCode: 500);
     if (failsMonitor && Volatile.Read(ref proxiedRequestAnswered) == 1)

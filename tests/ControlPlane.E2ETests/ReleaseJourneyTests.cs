@@ -19,6 +19,8 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         var publicUrl = await admin.PublicUrlAsync(App);
         await using var browser = await Browser.LaunchAsync();
 
+        // "-slow-verify": the demo answers ControlPlane's direct checks after 1.5 s, so Verifying is on screen long enough to be seen.
+        const string NewVersion = "2.0.0-slow-verify";
         var rita = await browser.SignInAsync(server.BaseAddress, "rita", "ReleaseManager");
         await Expect(rita.Locator($"[data-app={App}]")).ToContainTextAsync("blue");
         await browser.ScreenshotAsync(rita, "overview");
@@ -29,7 +31,7 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         await rita.GetByLabel("Version").FillAsync("../2.0");
         await Expect(rita.GetByText("must be 1-64 characters")).ToBeVisibleAsync();
         await Expect(rita.GetByTestId("start-release")).ToBeDisabledAsync();
-        await rita.GetByLabel("Version").FillAsync("2.0.0");
+        await rita.GetByLabel("Version").FillAsync(NewVersion);
         await rita.GetByLabel("Reason (optional)").FillAsync("spring sale");
         await browser.ScreenshotAsync(rita, "new-release-form");
 
@@ -55,7 +57,7 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         // The requester may not approve her own release, and is told why.
         await Expect(rita.GetByTestId("approve-button")).ToBeDisabledAsync();
         await Expect(rita.GetByTestId("approve-blocked")).ToContainTextAsync("You requested this release");
-        await Expect(rita.GetByTestId("step-message").First).ToContainTextAsync("2.0.0");
+        await Expect(rita.GetByTestId("step-message").First).ToContainTextAsync(NewVersion);
         await browser.ScreenshotAsync(rita, "release-awaiting-approval");
 
         var alice = await browser.SignInAsync(server.BaseAddress, "alice", "ReleaseManager");
@@ -63,7 +65,7 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         await Expect(alice.GetByTestId("approvals-summary")).ToContainTextAsync("0 of 1 approvals; 1 more required");
         await alice.GetByTestId("approve-button").ClickAsync();
         var dialog = alice.GetByRole(AriaRole.Dialog);
-        await Expect(dialog).ToContainTextAsync("ready to switch traffic from blue 1.0.0 to green 2.0.0");
+        await Expect(dialog).ToContainTextAsync($"ready to switch traffic from blue 1.0.0 to green {NewVersion}");
         await dialog.GetByLabel("Comment").FillAsync("looks good in preview");
         await dialog.GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
 
@@ -71,23 +73,23 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         await Expect(rita.GetByTestId("deployment-state")).ToHaveTextAsync("ReadyToSwitch");
         await Expect(rita.GetByTestId("approval")).ToContainTextAsync("alice");
         await Expect(rita.GetByTestId("approval")).ToContainTextAsync("looks good in preview");
-        await Expect(rita.GetByTestId("switch-plan")).ToContainTextAsync("moves from blue 1.0.0 to green 2.0.0");
+        await Expect(rita.GetByTestId("switch-plan")).ToContainTextAsync($"moves from blue 1.0.0 to green {NewVersion}");
         await browser.ScreenshotAsync(rita, "release-ready-to-switch");
 
         await rita.GetByTestId("switch-button").ClickAsync();
         var confirm = rita.GetByRole(AriaRole.Dialog);
-        await Expect(confirm).ToContainTextAsync("Traffic for demo-shop moves from blue 1.0.0 to green 2.0.0 immediately");
+        await Expect(confirm).ToContainTextAsync($"Traffic for demo-shop moves from blue 1.0.0 to green {NewVersion} immediately");
         await confirm.GetByRole(AriaRole.Button, new() { Name = "Switch traffic" }).ClickAsync();
 
         foreach (var page in new[] { rita, alice })
             await Expect(page.GetByTestId("deployment-state")).ToHaveTextAsync(new Regex("^(Monitoring|Succeeded)$"), new() { Timeout = 30_000 });
         Assert.Equal(releaseUrl, alice.Url);
-        Assert.Equal("2.0.0", await Api.PublicVersionAsync(publicUrl));
+        Assert.Equal(NewVersion, await Api.PublicVersionAsync(publicUrl));
         await Expect(rita.Locator("[data-step=switch] [data-testid=step-state]")).ToHaveTextAsync("Succeeded");
         await browser.ScreenshotAsync(alice, "release-monitoring");
 
         await alice.GotoAsync("/");
-        await Expect(alice.Locator($"[data-app={App}]")).ToContainTextAsync("live 2.0.0");
+        await Expect(alice.Locator($"[data-app={App}]")).ToContainTextAsync($"live {NewVersion}");
         await Expect(alice.GetByTestId("rollback-countdown")).ToBeVisibleAsync();
         await browser.ScreenshotAsync(alice, "overview-after-switch");
     }

@@ -29,6 +29,8 @@ public sealed class Browser : IAsyncDisposable
     {
         Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         if (!File.Exists(ChromiumPath)) Assert.Fail($"{ChromiumPath} is missing: install Debian's chromium package (.ci/run does).");
+        // Generous on a loaded 2-core CI machine; assertions still fail when the thing never shows.
+        Assertions.SetDefaultExpectTimeout(15_000);
         var playwright = await Playwright.CreateAsync();
         var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumPath, Headless = true, Args = Args });
         return new Browser(playwright, browser, testName);
