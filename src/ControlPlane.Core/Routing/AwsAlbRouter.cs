@@ -24,9 +24,6 @@ public sealed class AwsAlbRouter(
     private readonly ILogger logger = loggerFactory.CreateLogger<AwsAlbRouter>();
     private readonly ElbV2RetryPolicy retry = retryPolicy ?? ElbV2RetryPolicy.Default;
 
-    /// <summary>Transport for the data-plane probe; null uses the probe's own never-pooling handler. For tests.</summary>
-    internal HttpMessageHandler? ProbeHandler { get; init; }
-
     public string Kind => KindName;
 
     public IReadOnlyList<SettingsError> ValidateSettings(JsonElement settings) => AwsAlbRouterSettings.Validate(settings);
@@ -104,7 +101,7 @@ public sealed class AwsAlbRouter(
         RouterBinding binding, Slot expectedSlot, string expectedVersion, CancellationToken cancellationToken)
     {
         var settings = AwsAlbRouterSettings.Parse(binding.Settings);
-        using var probe = new DataPlaneProbe(timeProvider, settings.VerifyDeadline, ProbeHandler);
+        using var probe = new DataPlaneProbe(timeProvider, settings.VerifyDeadline);
         return await probe.VerifyAsync(settings.PublicUrl, binding.VerifyPath, expectedSlot, expectedVersion, cancellationToken);
     }
 
