@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using ControlPlane.Core.Deployments;
@@ -25,7 +26,9 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
     public const string KindName = "nginx";
 
     private const string SlotMarker = "# controlplane-live-slot: ";
+    private const string UpstreamsHeader = "X-ControlPlane-Upstreams";
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan ReloadDeadline = TimeSpan.FromSeconds(10);
 
     private readonly DataPlaneProbe probe;
     private readonly ILogger logger;
@@ -69,7 +72,7 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         try
         {
             // The dict, not the file, is what the data plane uses.
-            return await ReadDictAsync(binding, settings, cancellationToken);
+            return (await ReadNginxStateAsync(binding, settings, cancellationToken)).Slot;
         }
         catch (RouterException ex)
         {
@@ -173,15 +176,18 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         RouterBinding binding, NginxRouterSettings settings, Slot target, string? previous, string desired, CancellationToken cancellationToken)
     {
         // Asked first: when nginx does not answer, nothing has been changed yet.
-        var served = await ReadDictAsync(binding, settings, cancellationToken);
-        if (previous == desired && served == target)
+        var state = await ReadNginxStateAsync(binding, settings, cancellationToken);
+        var upstreams = LuaUpstreams(binding, settings).Version;
+        if (previous == desired && state.Slot == target && state.Upstreams == upstreams)
         {
             logger.LogDebug("nginx already sends {Application} to {Slot}", binding.Application, target.Name());
             return;
         }
 
-        // The upstream servers only reach nginx through a reload; switching alone changes just the default slot and needs none.
-        var upstreamsChanged = previous is null || MarkedSlot(previous) is not { } marked || previous != Render(binding, settings, marked);
+        // Upstream servers only reach nginx through a reload. nginx itself says which upstreams it runs, so a file written
+        // before a crash but never loaded is caught too; a plain switch changes only the slot and needs no reload.
+        var upstreamsChanged = state.Upstreams != upstreams;
+        var served = state.Slot;
         var wrote = false;
         var reloaded = false;
         try
@@ -198,6 +204,7 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
                 await RunCheckedAsync(settings, ["-t"], $"nginx -t rejected the upstreams for {binding.Application}", cancellationToken);
                 await RunCheckedAsync(settings, ["-s", "reload"], $"nginx -s reload failed for {binding.Application}", cancellationToken);
                 reloaded = true;
+                await WaitForUpstreamsAsync(binding, settings, upstreams, cancellationToken);
             }
             if (served != target)
                 await SetDictAsync(binding, settings, target, cancellationToken);
@@ -245,11 +252,24 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         if (settings.Mode == NginxSwitchMode.Reload)
             return AppendUpstream(text, settings.UpstreamName, binding.EndpointOf(live), live).ToString();
 
-        AppendUpstream(text, $"{settings.UpstreamName}_blue", binding.BlueEndpoint, Slot.Blue);
-        AppendUpstream(text, $"{settings.UpstreamName}_green", binding.GreenEndpoint, Slot.Green);
+        text.Append(LuaUpstreams(binding, settings).Text);
         // Read by set_by_lua_block when the shared dict is empty, i.e. after nginx restarted.
         return text.Append("map \"\" $").Append(settings.UpstreamName).Append("_default_slot {\n    default ").Append(live.Name()).Append(";\n}\n")
             .ToString();
+    }
+
+    /// <summary>
+    /// Both slots' upstreams, and a variable naming their version (a hash) that the slot location reports, so the router can
+    /// tell which upstreams nginx has loaded.
+    /// </summary>
+    private static (string Text, string Version) LuaUpstreams(RouterBinding binding, NginxRouterSettings settings)
+    {
+        var upstreams = new StringBuilder();
+        AppendUpstream(upstreams, $"{settings.UpstreamName}_blue", binding.BlueEndpoint, Slot.Blue);
+        AppendUpstream(upstreams, $"{settings.UpstreamName}_green", binding.GreenEndpoint, Slot.Green);
+        var version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(upstreams.ToString())))[..12];
+        upstreams.Append("map \"\" $").Append(settings.UpstreamName).Append("_upstreams {\n    default ").Append(version).Append(";\n}\n");
+        return (upstreams.ToString(), version);
     }
 
     private static StringBuilder AppendUpstream(StringBuilder text, string name, Uri endpoint, Slot slot)
@@ -360,11 +380,31 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         logger.LogDebug("{Binary} {Command}: {Output}", settings.NginxBinary, commandLine, output);
     }
 
-    private async Task<Slot?> ReadDictAsync(RouterBinding binding, NginxRouterSettings settings, CancellationToken cancellationToken)
+    /// <summary>Which slot nginx serves and which upstreams version it has loaded (empty when none), from the slot location.</summary>
+    private async Task<(Slot? Slot, string Upstreams)> ReadNginxStateAsync(RouterBinding binding, NginxRouterSettings settings, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, LuaUrl(settings));
-        var body = await SendLuaAsync(binding, settings, request, cancellationToken);
-        return SlotExtensions.TryParse(body, out var slot) ? slot : null;
+        var (body, upstreams) = await SendLuaAsync(binding, settings, request, cancellationToken);
+        return (SlotExtensions.TryParse(body, out var slot) ? slot : null, upstreams);
+    }
+
+    /// <summary>
+    /// <c>nginx -s reload</c> only signals the master; until it has started workers on the new configuration, old workers
+    /// would route a switched request to an upstream they do not know. Each poll is a new connection, so it reaches whichever
+    /// worker accepts now.
+    /// </summary>
+    private async Task WaitForUpstreamsAsync(RouterBinding binding, NginxRouterSettings settings, string upstreams, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        var seen = "";
+        while (deadline.Elapsed < ReloadDeadline)
+        {
+            seen = (await ReadNginxStateAsync(binding, settings, cancellationToken)).Upstreams;
+            if (seen == upstreams) return;
+            await Task.Delay(50, cancellationToken);
+        }
+        throw new RouterException($"nginx did not load the new upstreams of {binding.Application} within {ReloadDeadline.TotalSeconds:0} s after the reload " +
+                                  $"(it reports upstreams version '{seen}', expected '{upstreams}'): check nginx's error log");
     }
 
     private async Task SetDictAsync(RouterBinding binding, NginxRouterSettings settings, Slot target, CancellationToken cancellationToken)
@@ -373,15 +413,18 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         {
             Content = new StringContent(target.Name(), Encoding.ASCII, "text/plain"),
         };
-        var body = await SendLuaAsync(binding, settings, request, cancellationToken);
+        var (body, _) = await SendLuaAsync(binding, settings, request, cancellationToken);
         // The location answers with the slot it now serves: proof the dict holds the new value.
         if (body != target.Name())
             throw new RouterException($"nginx at {settings.LuaEndpoint} answered '{body}' after setting {binding.Application} to {target.Name()}: " +
                                       "is its location the one from docs/nginx.md?");
     }
 
-    private async Task<string> SendLuaAsync(RouterBinding binding, NginxRouterSettings settings, HttpRequestMessage request, CancellationToken cancellationToken)
+    private async Task<(string Body, string Upstreams)> SendLuaAsync(
+        RouterBinding binding, NginxRouterSettings settings, HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        // A new connection each time: a kept-alive one could stay with a worker that still runs the previous configuration.
+        request.Headers.ConnectionClose = true;
         try
         {
             using var response = await luaClient.SendAsync(request, cancellationToken);
@@ -390,7 +433,7 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
                 throw new RouterException($"nginx answered HTTP {(int)response.StatusCode} at {request.RequestUri} for {binding.Application}" +
                                           $"{(body.Length > 0 ? $": '{(body.Length > 200 ? body[..200] + "…" : body)}'" : "")}" +
                                           " (the location must allow ControlPlane's address; see docs/nginx.md)");
-            return body;
+            return (body, response.Headers.TryGetValues(UpstreamsHeader, out var values) ? string.Join(",", values).Trim() : "");
         }
         catch (HttpRequestException ex)
         {
