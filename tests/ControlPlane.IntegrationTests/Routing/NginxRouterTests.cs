@@ -297,6 +297,26 @@ public sealed class NginxRouterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_slot_location_in_docs_nginx_md_is_the_one_these_tests_run()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ControlPlane.sln")))
+            directory = directory.Parent;
+        Assert.True(directory is not null, "repository root (ControlPlane.sln) not found above " + AppContext.BaseDirectory);
+        var docs = await File.ReadAllTextAsync(Path.Combine(directory.FullName, "docs", "nginx.md"), Ct);
+
+        static string Flat(string text) => string.Join(' ', text.Split((char[])[' ', '\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(Flat(NginxTestServer.SlotLocationLua), Flat(docs));
+        Assert.Contains(Flat("lua_shared_dict controlplane 1m;"), Flat(docs));
+        Assert.Contains(Flat("""
+            set_by_lua_block $shop_slot {
+                return ngx.shared.controlplane:get("shop") or ngx.var.shop_default_slot
+            }
+            proxy_pass http://shop_$shop_slot;
+            """), Flat(docs));
+    }
+
+    [Fact]
     public void Settings_are_validated_field_by_field()
     {
         Assert.Equal("nginx", router.Kind);
