@@ -156,7 +156,7 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         catch (RouterException ex) when (attaching && tested)
         {
             // The file is valid and names the recorded live slot: keeping it is what makes nginx serve that slot once it runs.
-            throw new RouterException($"{ex.Message} The upstream file {settings.UpstreamFile} points at {target.Name()} and passed nginx -t; " +
+            throw new RouterException($"{ex.Message}. The upstream file {settings.UpstreamFile} points at {target.Name()} and passed nginx -t; " +
                                       "nginx serves it after its next start or reload.", ex);
         }
         catch (Exception ex)
@@ -403,8 +403,11 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
             if (seen == upstreams) return;
             await Task.Delay(50, cancellationToken);
         }
-        throw new RouterException($"nginx did not load the new upstreams of {binding.Application} within {ReloadDeadline.TotalSeconds:0} s after the reload " +
-                                  $"(it reports upstreams version '{seen}', expected '{upstreams}'): check nginx's error log");
+        throw new RouterException(seen.Length == 0
+            ? $"nginx's slot location at {settings.LuaEndpoint} reports no upstreams version for {binding.Application} after the reload: " +
+              $"either nginx does not include {settings.UpstreamFile}, or the location lacks the {UpstreamsHeader} line from docs/nginx.md"
+            : $"nginx did not load the new upstreams of {binding.Application} within {ReloadDeadline.TotalSeconds:0} s after the reload " +
+              $"(it reports upstreams version '{seen}', expected '{upstreams}'): check nginx's error log");
     }
 
     private async Task SetDictAsync(RouterBinding binding, NginxRouterSettings settings, Slot target, CancellationToken cancellationToken)
