@@ -47,6 +47,7 @@ builder.Services.AddHttpClient(HttpCheckRunner.HttpClientName, c => c.Timeout = 
 builder.Services.AddSingleton<DataPlaneProbe>(sp => new DataPlaneProbe(sp.GetRequiredService<TimeProvider>()));
 builder.Services.AddSingleton<EmbeddedRouter>();
 builder.Services.AddSingleton<ITrafficRouter>(sp => sp.GetRequiredService<EmbeddedRouter>());
+builder.Services.AddSingleton<ITrafficRouter, NginxRouter>();
 builder.Services.AddSingleton<ProcessDeployer>();
 builder.Services.AddSingleton<ISlotDeployer>(sp => sp.GetRequiredService<ProcessDeployer>());
 // AWS Application Load Balancer router (thin ELBv2 Query client on AWSSDK.Core credentials) and the external deployer.
