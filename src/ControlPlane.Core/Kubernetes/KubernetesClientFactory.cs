@@ -194,6 +194,8 @@ internal static partial class KubernetesNames
 
     public static bool IsDnsLabel(string value) => value.Length <= 63 && DnsLabel().IsMatch(value);
 
+    public static bool IsDnsSubdomain(string value) => value.Length <= 253 && DnsSubdomain().IsMatch(value);
+
     /// <summary>A label value: empty, or up to 63 alphanumerics with <c>-_.</c> inside.</summary>
     public static bool IsLabelValue(string value) => value.Length == 0 || (value.Length <= 63 && LabelName().IsMatch(value));
 
