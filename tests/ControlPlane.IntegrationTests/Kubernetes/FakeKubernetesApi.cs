@@ -27,7 +27,7 @@ public sealed record RecordedRequest(string Method, string Path, string Query, s
 /// (discovery.k8s.io/v1), Deployments and their scale subresource (apps/v1). It speaks the real REST protocol: paths, GET/PATCH/PUT,
 /// the three patch content types, resourceVersion preconditions answered with 409 Conflict, 403 Forbidden and 404 Not Found as
 /// <c>Status</c> objects. Two controllers are simulated: the EndpointSlice controller (ready and not-ready pods the Service
-/// selects; its updates can lag or stall) and the Deployment controller (a spec change bumps the generation; each GET of the
+/// selects; its updates can lag or stall) and the Deployment controller (a spec change bumps the generation; after each GET of the
 /// Deployment advances the rollout one step unless stalled). <c>/public/{ns}/{service}/…</c> answers like kube-proxy would: from
 /// a ready endpoint of the current slices, with that pod's <c>version</c> and <c>slot</c> labels. Every request is recorded.
 /// </summary>
@@ -328,9 +328,11 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
         var isScale = resource == "deployments/scale";
         if (verb == "get")
         {
+            var answer = (JsonObject)(isScale ? ScaleOf(current) : current).DeepClone();
+            // The controller catches up between polls: the next GET sees one more step.
             if (store == deployments)
                 rollouts[Key(ns, name!)].Tick(current);
-            return (200, (JsonObject)(isScale ? ScaleOf(current) : current).DeepClone());
+            return (200, answer);
         }
 
         // A write: first the concurrent writer the test asked for, then the request's own precondition.
@@ -370,7 +372,7 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
 
         if (isScale)
         {
-            var replicas = result["spec"]?["replicas"]?.GetValue<int>() ?? 0;
+            var replicas = (int)Number(result["spec"]?["replicas"]);
             var merged = (JsonObject)current.DeepClone();
             merged["spec"]!["replicas"] = replicas;
             result = merged;
@@ -391,7 +393,7 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
         var specChanged = !JsonNode.DeepEquals(current["spec"], result["spec"]);
         if (store == deployments && specChanged)
         {
-            var generation = (current["metadata"]!["generation"]?.GetValue<long>() ?? 1) + 1;
+            var generation = Math.Max(1, Number(current["metadata"]!["generation"])) + 1;
             metadata["generation"] = generation;
             var templateChanged = !JsonNode.DeepEquals(current["spec"]!["template"], result["spec"]!["template"]);
             rollouts[Key(ns, name)].SpecChanged(templateChanged);
@@ -630,11 +632,11 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
         {
             var status = (JsonObject)deployment["status"]!;
             var name = deployment["metadata"]!["name"]!.GetValue<string>();
-            var generation = deployment["metadata"]!["generation"]!.GetValue<long>();
-            var wanted = deployment["spec"]!["replicas"]!.GetValue<int>();
-            int Get(string field) => status[field]?.GetValue<int>() ?? 0;
+            var generation = Number(deployment["metadata"]!["generation"]);
+            var wanted = (int)Number(deployment["spec"]!["replicas"]);
+            int Get(string field) => (int)Number(status[field]);
 
-            if ((status["observedGeneration"]?.GetValue<long>() ?? 0) < generation)
+            if (Number(status["observedGeneration"]) < generation)
             {
                 status["observedGeneration"] = generation;
                 if (templateChanged)
@@ -758,6 +760,9 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted);
     }
+
+    /// <summary>A JSON number whether it was parsed from a request or set from C# (JsonValue does not convert int to long).</summary>
+    private static long Number(JsonNode? node) => node is null ? 0 : long.Parse(node.ToJsonString(), CultureInfo.InvariantCulture);
 
     private static string Key(string ns, string name) => $"{ns}/{name}";
 
