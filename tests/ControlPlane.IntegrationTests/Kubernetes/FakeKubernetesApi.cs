@@ -16,7 +16,9 @@ namespace ControlPlane.IntegrationTests.Kubernetes;
 
 /// <summary>One request as the fake API server received it.</summary>
 /// <param name="Status">The HTTP status code the fake answered with.</param>
-public sealed record RecordedRequest(string Method, string Path, string Query, string? ContentType, string Body, int Status)
+/// <param name="Permission">What RBAC would check, e.g. (patch, apps, deployments/scale); null outside the API.</param>
+public sealed record RecordedRequest(string Method, string Path, string Query, string? ContentType, string Body, int Status,
+    (string Verb, string Group, string Resource)? Permission)
 {
     public JsonNode? Json => Body.Length == 0 ? null : JsonNode.Parse(Body);
     public override string ToString() => $"{Method} {Path}{Query} [{ContentType}] {Body} -> {Status}";
@@ -28,7 +30,7 @@ public sealed record RecordedRequest(string Method, string Path, string Query, s
 /// the three patch content types, resourceVersion preconditions answered with 409 Conflict, 403 Forbidden and 404 Not Found as
 /// <c>Status</c> objects. Two controllers are simulated: the EndpointSlice controller (ready and not-ready pods the Service
 /// selects; its updates can lag or stall) and the Deployment controller (a spec change bumps the generation; after each GET of the
-/// Deployment advances the rollout one step unless stalled). <c>/public/{ns}/{service}/…</c> answers like kube-proxy would: from
+/// Deployment the rollout advances one step unless stalled). <c>/public/{ns}/{service}/…</c> answers like kube-proxy would: from
 /// a ready endpoint of the current slices, with that pod's <c>version</c> and <c>slot</c> labels. Every request is recorded.
 /// </summary>
 public sealed partial class FakeKubernetesApi : IAsyncDisposable
@@ -243,10 +245,12 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
     {
         var request = context.Request;
         var body = await new StreamReader(request.Body, Encoding.UTF8).ReadToEndAsync(context.RequestAborted);
+        (string, string, string)? permission = null;
         context.Response.OnStarting(() =>
         {
             lock (gate)
-                requests.Add(new RecordedRequest(request.Method, request.Path.Value ?? "", Uri.UnescapeDataString(request.QueryString.Value ?? ""), request.ContentType, body, context.Response.StatusCode));
+                requests.Add(new RecordedRequest(request.Method, request.Path.Value ?? "", Uri.UnescapeDataString(request.QueryString.Value ?? ""),
+                    request.ContentType, body, context.Response.StatusCode, permission));
             return Task.CompletedTask;
         });
 
@@ -278,6 +282,7 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
             ("PUT", _) => "update",
             _ => null,
         };
+        permission = (verb ?? request.Method.ToLowerInvariant(), group, resource);
         if (verb is null)
         {
             await WriteAsync(context, 405, Status(405, "MethodNotAllowed", $"the server does not allow this method on the requested resource", name, group, resource));
