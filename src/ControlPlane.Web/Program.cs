@@ -6,6 +6,7 @@ using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployers;
 using ControlPlane.Core.Execution;
 using ControlPlane.Core.Notifications;
+using ControlPlane.Core.Kubernetes;
 using ControlPlane.Core.Routing;
 using ControlPlane.Core.Routing.Aws;
 using ControlPlane.Web.Api;
@@ -48,6 +49,12 @@ builder.Services.AddSingleton<DataPlaneProbe>(sp => new DataPlaneProbe(sp.GetReq
 builder.Services.AddSingleton<EmbeddedRouter>();
 builder.Services.AddSingleton<ITrafficRouter>(sp => sp.GetRequiredService<EmbeddedRouter>());
 builder.Services.AddSingleton<ITrafficRouter, NginxRouter>();
+// Kubernetes: Service selector router and Deployment-per-slot deployer (kubeconfig or in-cluster service account).
+builder.Services.AddSingleton<IKubernetesClientFactory>(_ => new KubernetesClientFactory());
+builder.Services.AddSingleton<ITrafficRouter>(sp => new KubernetesRouter(sp.GetRequiredService<IKubernetesClientFactory>(),
+    sp.GetRequiredService<DataPlaneProbe>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesRouter>>()));
+builder.Services.AddSingleton<ISlotDeployer>(sp => new KubernetesDeployer(sp.GetRequiredService<IKubernetesClientFactory>(),
+    sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesDeployer>>()));
 builder.Services.AddSingleton<ProcessDeployer>();
 builder.Services.AddSingleton<ISlotDeployer>(sp => sp.GetRequiredService<ProcessDeployer>());
 // AWS Application Load Balancer router (thin ELBv2 Query client on AWSSDK.Core credentials) and the external deployer.
