@@ -76,6 +76,22 @@ public sealed class BadInputTests(PostgresFixture postgres) : IAsyncLifetime
             Assert.Contains(field, text);
     }
 
+    [Theory]
+    [InlineData("kubernetes", "{}", "external", "{}", "router.settings.namespace", "deployer.settings.blueUrl")]
+    [InlineData("aws-alb", "{\"region\":\"moon-1\"}", "kubernetes", "{}", "router.settings.region", "deployer.settings.namespace")]
+    [InlineData("nginx", "{\"mode\":\"teleport\"}", "process", "{}", "router.settings.mode", "deployer.settings.command")]
+    public async Task Every_router_and_deployer_kind_validates_its_settings_field_by_field(
+        string router, string routerSettings, string deployer, string deployerSettings, string routerField, string deployerField)
+    {
+        using var admin = _factory.Admin();
+        var body = $$"""{"name":"real-app","router":{"kind":"{{router}}","settings":{{routerSettings}}},"deployer":{"kind":"{{deployer}}","settings":{{deployerSettings}}},"initialVersion":"1.0.0"}""";
+        var response = await admin.PostAsync("/api/v1/applications", new StringContent(body, Encoding.UTF8, "application/json"), Ct);
+        var text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(routerField, text);
+        Assert.Contains(deployerField, text);
+    }
+
     private async Task<(long Audit, long Deployments)> CountsAsync()
     {
         await using var connection = new NpgsqlConnection(_factory.ConnectionString);
