@@ -28,6 +28,14 @@ public sealed class AwsAlbRouter(
 
     public IReadOnlyList<SettingsError> ValidateSettings(JsonElement settings) => AwsAlbRouterSettings.Validate(settings);
 
+    public string DescribeSwitch(RouterBinding binding, Slot from, Slot to)
+    {
+        var s = AwsAlbRouterSettings.Parse(binding.Settings);
+        string Tg(Slot slot) => slot == Slot.Blue ? s.BlueTargetGroupArn : s.GreenTargetGroupArn;
+        return $"{(s.RuleArn is null ? $"Listener {s.ListenerArn}" : $"Listener rule {s.RuleArn}")}: forward weights become " +
+               $"{to.Name()} {Tg(to)} = 100 and {from.Name()} {Tg(from)} = 0 (only if {to.Name()} has healthy targets), then the rule is read back.";
+    }
+
     public Task<Uri> AttachAsync(RouterBinding binding, Slot liveSlot, CancellationToken cancellationToken)
     {
         var settings = AwsAlbRouterSettings.Parse(binding.Settings);

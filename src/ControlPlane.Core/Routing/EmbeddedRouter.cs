@@ -61,6 +61,13 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
 
     public IReadOnlyList<SettingsError> ValidateSettings(JsonElement settings) => EmbeddedRouterSettings.Validate(settings);
 
+    public string DescribeSwitch(RouterBinding binding, Slot from, Slot to)
+    {
+        var settings = EmbeddedRouterSettings.Parse(binding.Settings);
+        return $"The embedded proxy on {settings.ListenAddress}:{(settings.ListenPort == 0 ? "(its port)" : settings.ListenPort)} forwards new requests " +
+               $"to {to.Name()} ({binding.EndpointOf(to)}) instead of {from.Name()} ({binding.EndpointOf(from)}); requests in flight finish on {from.Name()}.";
+    }
+
     public async Task<Uri> AttachAsync(RouterBinding binding, Slot liveSlot, CancellationToken cancellationToken)
     {
         var settings = EmbeddedRouterSettings.Parse(binding.Settings);

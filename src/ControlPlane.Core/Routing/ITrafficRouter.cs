@@ -34,6 +34,11 @@ public interface ITrafficRouter
     /// </summary>
     Task<DataPlaneVerification> VerifyDataPlaneAsync(RouterBinding binding, Slot expectedSlot, string expectedVersion, CancellationToken cancellationToken);
 
+    /// <summary>What a switch from <paramref name="from"/> to <paramref name="to"/> changes, in the router's own terms, shown before
+    /// an operator confirms a switch or rollback.</summary>
+    string DescribeSwitch(RouterBinding binding, Slot from, Slot to) =>
+        $"{Kind} router: traffic moves from {from.Name()} ({binding.EndpointOf(from)}) to {to.Name()} ({binding.EndpointOf(to)})";
+
     /// <summary>Stops serving the application (embedded listener closed); a no-op for routers we do not run.</summary>
     Task DetachAsync(string application, CancellationToken cancellationToken);
 }

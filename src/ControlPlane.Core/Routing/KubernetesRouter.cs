@@ -32,6 +32,13 @@ public sealed class KubernetesRouter(
 
     public IReadOnlyList<SettingsError> ValidateSettings(JsonElement settings) => KubernetesRouterSettings.Validate(settings);
 
+    public string DescribeSwitch(RouterBinding binding, Slot from, Slot to)
+    {
+        var s = KubernetesRouterSettings.Parse(binding.Settings);
+        return $"Service {s.Namespace}/{s.Service}: selector label {s.SlotLabel} changes from {from.Name()} to {to.Name()} (only once {to.Name()}'s pods are ready); " +
+               "then the Service's EndpointSlices must list exactly the new pods.";
+    }
+
     /// <summary>Nothing to start: the Service is the cluster's. Returns the public URL, or <c>k8s://namespace/service</c>.</summary>
     public Task<Uri> AttachAsync(RouterBinding binding, Slot liveSlot, CancellationToken cancellationToken)
     {

@@ -55,6 +55,14 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
 
     public IReadOnlyList<SettingsError> ValidateSettings(JsonElement settings) => NginxRouterSettings.Validate(settings);
 
+    public string DescribeSwitch(RouterBinding binding, Slot from, Slot to)
+    {
+        var s = NginxRouterSettings.Parse(binding.Settings);
+        return s.Mode == NginxSwitchMode.Lua
+            ? $"nginx upstream {s.UpstreamName}: the shared dict flips from {s.UpstreamName}_{from.Name()} to {s.UpstreamName}_{to.Name()} ({binding.EndpointOf(to)}) without a reload; the default in {s.UpstreamFile} follows."
+            : $"nginx upstream {s.UpstreamName} in {s.UpstreamFile}: {binding.EndpointOf(from)} is replaced by {binding.EndpointOf(to)}, checked with nginx -t, then a graceful reload.";
+    }
+
     /// <summary>Makes sure the upstream file exists and points at <paramref name="liveSlot"/>; never starts or restarts nginx.</summary>
     public async Task<Uri> AttachAsync(RouterBinding binding, Slot liveSlot, CancellationToken cancellationToken)
     {
