@@ -29,7 +29,9 @@ public sealed class ProcessDeployer(
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
     private const long MaxLogBytes = 1024 * 1024;
-    private const string ShellScript = "exec >>\"$1\" 2>&1 </dev/null; shift; exec \"$@\"";
+    // The process writes its own PID before exec: even if ControlPlane dies right after spawning it, a restart can find it.
+    private const string ShellScript = "echo $$ >\"$2\"; exec >>\"$1\" 2>&1 </dev/null; shift 2; exec \"$@\"";
+    private const string LaunchIdVariable = "CONTROLPLANE_LAUNCH_ID";
 
     private static readonly JsonSerializerOptions RecordJson = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
@@ -89,6 +91,8 @@ public sealed class ProcessDeployer(
     {
         var settings = SettingsOf(binding);
         var paths = PathsOf(binding.Application, slot);
+        // Under the slot lock: a record read mid-spawn is only an intent and must not be mistaken for a stale one.
+        using var slotLock = await LockAsync(paths.State, cancellationToken);
         var record = ReadRecord(paths.State);
         if (record is null)
         {
@@ -205,13 +209,21 @@ public sealed class ProcessDeployer(
         // child of ours is not a group leader; sh then points stdio at the log and execs the command, so the PID stays ours.
         if (setsid is not null)
             startInfo.ArgumentList.Add("/bin/sh");
-        foreach (var argument in (string[])["-c", ShellScript, "controlplane-slot", paths.Log, launch.Command, .. launch.Arguments])
+        var pidFile = PidFileOf(paths.State);
+        foreach (var argument in (string[])["-c", ShellScript, "controlplane-slot", paths.Log, pidFile, launch.Command, .. launch.Arguments])
             startInfo.ArgumentList.Add(argument);
         // ControlPlane's own listen addresses must not leak into the slot process; the settings may set them again.
         foreach (var inherited in (string[])["ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS"])
             startInfo.Environment.Remove(inherited);
         foreach (var (name, value) in launch.Environment)
             startInfo.Environment[name] = value;
+
+        // The intent is on disk before the process exists, so a crash between the spawn and the final record cannot orphan it.
+        var launchId = Guid.NewGuid().ToString("N");
+        startInfo.Environment[LaunchIdVariable] = launchId;
+        File.Delete(pidFile);
+        WriteRecord(paths.State, new SlotProcessRecord(application, slot.Name(), launch.Version, 0, "", setsid is not null, port,
+            launch.Fingerprint, paths.Log, now, null, launchId));
 
         Process process;
         try
@@ -220,13 +232,14 @@ public sealed class ProcessDeployer(
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
+            DeleteRecord(paths.State, 0);
             return SlotDeployResult.Failed($"Could not start the {slot.Name()} process: {e.Message}");
         }
         Children[process.Id] = process;
 
         // An empty identity never matches a live process: one that exited at once is then reported by the next call.
         var record = new SlotProcessRecord(application, slot.Name(), launch.Version, process.Id,
-            PosixProcess.StartIdentityOf(process.Id) ?? "", setsid is not null, port, launch.Fingerprint, paths.Log, now, null);
+            PosixProcess.StartIdentityOf(process.Id) ?? "", setsid is not null, port, launch.Fingerprint, paths.Log, now, null, launchId);
         WriteRecord(paths.State, record);
         logger.LogInformation("Started {App}/{Slot} {Version} as pid {Pid} on port {Port}", application, slot.Name(), launch.Version, process.Id, port);
         return SlotDeployResult.Pending($"Started {launch.Version} on the {slot.Name()} slot (pid {process.Id}, port {port}).", PollInterval);
@@ -353,7 +366,8 @@ public sealed class ProcessDeployer(
     {
         try
         {
-            return JsonSerializer.Deserialize<SlotProcessRecord>(File.ReadAllText(statePath), RecordJson);
+            var record = JsonSerializer.Deserialize<SlotProcessRecord>(File.ReadAllText(statePath), RecordJson);
+            return record is { Pid: 0, LaunchId: { } launchId } ? CompleteIntent(statePath, record, launchId) : record;
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -365,6 +379,32 @@ public sealed class ProcessDeployer(
             return null;
         }
     }
+
+    /// <summary>
+    /// ControlPlane stopped between writing the intent and recording the PID. The process (if it got that far) wrote its
+    /// own PID file; its environment carries the launch id, which also rules out a reused PID.
+    /// </summary>
+    private SlotProcessRecord? CompleteIntent(string statePath, SlotProcessRecord intent, string launchId)
+    {
+        try
+        {
+            if (int.TryParse(File.ReadAllText(PidFileOf(statePath)).Trim(), out var pid) &&
+                PosixProcess.HasEnvironment(pid, LaunchIdVariable, launchId) && PosixProcess.StartIdentityOf(pid) is { } identity)
+            {
+                var found = intent with { Pid = pid, StartIdentity = identity };
+                WriteRecord(statePath, found);
+                logger.LogInformation("Found {App}/{Slot} {Version} (pid {Pid}), started just before ControlPlane stopped",
+                    intent.Application, intent.Slot, intent.Version, pid);
+                return found;
+            }
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
+        // The spawn never happened, or that process is gone: nothing runs for this intent.
+        File.Delete(statePath);
+        return null;
+    }
+
+    private static string PidFileOf(string statePath) => Path.ChangeExtension(statePath, ".pid");
 
     private static void WriteRecord(string statePath, SlotProcessRecord record)
     {

@@ -12,6 +12,8 @@ namespace ControlPlane.Core.Deployers;
 /// <param name="OwnSession">Started through <c>setsid</c>: the process leads its own process group, which is signalled as a whole.</param>
 /// <param name="Fingerprint">Hash of the resolved command line, environment, port and version; a change means "replace the process".</param>
 /// <param name="ReadyAt">When a deploy first found it healthy; a record that dies after this is stale, one that dies before it failed to start.</param>
+/// <param name="LaunchId">Set in the process's environment at spawn. A record with <see cref="Pid"/> 0 is an intent written before the
+/// spawn; the process's own PID file plus this id complete it after a crash in between.</param>
 public sealed record SlotProcessRecord(
     string Application,
     string Slot,
@@ -23,7 +25,8 @@ public sealed record SlotProcessRecord(
     string Fingerprint,
     string LogPath,
     DateTimeOffset StartedAt,
-    DateTimeOffset? ReadyAt);
+    DateTimeOffset? ReadyAt,
+    string? LaunchId = null);
 
 /// <summary>The few POSIX process operations the process deployer needs and .NET does not offer.</summary>
 internal static class PosixProcess
@@ -66,6 +69,20 @@ internal static class PosixProcess
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             return null;
+        }
+    }
+
+    /// <summary>Whether the live process <paramref name="pid"/> has <paramref name="name"/>=<paramref name="value"/> in its environment.</summary>
+    public static bool HasEnvironment(int pid, string name, string value)
+    {
+        try
+        {
+            var expected = $"{name}={value}";
+            return File.ReadAllText($"/proc/{pid}/environ").Split('\0').Contains(expected, StringComparer.Ordinal);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

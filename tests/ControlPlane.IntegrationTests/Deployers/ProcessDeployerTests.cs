@@ -107,6 +107,44 @@ public sealed class ProcessDeployerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_process_spawned_just_before_a_crash_is_found_through_its_own_pid_file()
+    {
+        var binding = DemoBinding();
+        Assert.Equal(SlotDeployStatus.Ready, (await DeployUntilSettledAsync(NewDeployer(), binding, Slot.Green, "1.0.0")).Status);
+        var pid = RecordedPid(Slot.Green);
+        // Rewind the record to the intent written before the spawn, as if ControlPlane died before recording the PID.
+        var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(StatePath(Slot.Green)))!;
+        Assert.False(string.IsNullOrEmpty((string?)record["launchId"]));
+        record["pid"] = 0;
+        record["startIdentity"] = "";
+        File.WriteAllText(StatePath(Slot.Green), record.ToJsonString());
+
+        var result = await NewDeployer().DeployAsync(binding, Slot.Green, "1.0.0", Ct);
+
+        Assert.Equal(SlotDeployStatus.Ready, result.Status);
+        Assert.Equal(pid, RecordedPid(Slot.Green));
+        Assert.Equal(new[] { pid }, ProcessesServing(_greenPort));
+    }
+
+    [Fact]
+    public async Task An_intent_whose_process_never_started_is_dropped_and_the_slot_starts_afresh()
+    {
+        var binding = DemoBinding();
+        Assert.Equal(SlotDeployStatus.Ready, (await DeployUntilSettledAsync(NewDeployer(), binding, Slot.Blue, "1.0.0")).Status);
+        var pid = RecordedPid(Slot.Blue);
+        await NewDeployer().StopAsync(binding, Slot.Blue, Ct);
+        // An intent left behind with no process (ControlPlane died before the spawn) must not block the slot.
+        var intent = new { application = "demo-shop", slot = "blue", version = "1.0.0", pid = 0, startIdentity = "", ownSession = true,
+            port = _bluePort, fingerprint = "x", logPath = LogPath(Slot.Blue), startedAt = DateTimeOffset.UtcNow, readyAt = (DateTimeOffset?)null, launchId = "never-spawned" };
+        File.WriteAllText(StatePath(Slot.Blue), System.Text.Json.JsonSerializer.Serialize(intent));
+
+        var result = await DeployUntilSettledAsync(NewDeployer(), binding, Slot.Blue, "1.0.0");
+
+        Assert.Equal(SlotDeployStatus.Ready, result.Status);
+        Assert.NotEqual(pid, RecordedPid(Slot.Blue));
+    }
+
+    [Fact]
     public async Task A_dead_recorded_process_is_replaced()
     {
         var binding = DemoBinding();
