@@ -63,7 +63,8 @@ public sealed class FreezeWindow : IRecordsAuditEvents
         TimeOnly startTime, int durationMinutes, Actor by, DateTimeOffset now) =>
         Created(new FreezeWindow
         {
-            Kind = FreezeKind.Weekly, DaysOfWeek = [.. days.Distinct().Order()], StartTime = startTime, DurationMinutes = durationMinutes,
+            // Days Monday first, as people read a week.
+            Kind = FreezeKind.Weekly, DaysOfWeek = [.. days.Distinct().OrderBy(d => ((int)d + 6) % 7)], StartTime = startTime, DurationMinutes = durationMinutes,
         }, app, name, reason, timeZone, by, now);
 
     private static FreezeWindow Created(FreezeWindow w, Application? app, string name, string? reason, string timeZone, Actor by, DateTimeOffset now)

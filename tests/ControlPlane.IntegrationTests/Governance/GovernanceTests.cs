@@ -152,7 +152,7 @@ public sealed class GovernanceTests(PostgresFixture postgres) : IAsyncLifetime
         var w = Assert.Single(list.EnumerateArray());
         Assert.Equal(("weekend", "weekly", "Europe/Berlin", "00:00", 1440),
             (w.GetProperty("name").GetString(), w.GetProperty("kind").GetString(), w.GetProperty("timeZone").GetString(), w.GetProperty("startTime").GetString(), w.GetProperty("durationMinutes").GetInt32()));
-        Assert.Equal(["Sunday", "Saturday"], w.GetProperty("daysOfWeek").EnumerateArray().Select(d => d.GetString()));
+        Assert.Equal(["Saturday", "Sunday"], w.GetProperty("daysOfWeek").EnumerateArray().Select(d => d.GetString()));
 
         await AssertStatusAsync(await rita.DeleteAsync($"/api/v1/applications/{Demo}/freeze-windows/{id}", Ct), HttpStatusCode.Forbidden);
         await AssertStatusAsync(await admin.DeleteAsync($"/api/v1/applications/{Demo}/freeze-windows/{id}", Ct), HttpStatusCode.NoContent);

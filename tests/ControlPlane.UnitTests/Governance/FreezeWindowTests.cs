@@ -120,7 +120,7 @@ public sealed class FreezeWindowTests
 
         var e = Assert.Single(w.PendingAuditEvents);
         Assert.Equal(("freeze.created", "alice", "shop"), (e.Action, e.Actor, e.Application));
-        Assert.Equal("'weekend' every Sun, Sat at 22:00 for 10 h (Europe/Berlin)", e.AfterState);
+        Assert.Equal("'weekend' every Sat, Sun at 22:00 for 10 h (Europe/Berlin)", e.AfterState);
     }
 
     public static TheoryData<FreezeWindowSpec, string, string> Invalid => new()
