@@ -211,6 +211,10 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("deployment_id");
 
+                    b.Property<DateTimeOffset?>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
                     b.HasKey("Id");
 
                     b.HasIndex("DeploymentId", "By")
@@ -239,9 +243,21 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("character varying(63)")
                         .HasColumnName("application_name");
 
+                    b.Property<int?>("ApprovalValidForSeconds")
+                        .HasColumnType("integer")
+                        .HasColumnName("approval_valid_for_seconds");
+
+                    b.Property<bool>("AutoPromoted")
+                        .HasColumnType("boolean")
+                        .HasColumnName("auto_promoted");
+
                     b.Property<DateTimeOffset?>("AwaitingApprovalSince")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("awaiting_approval_since");
+
+                    b.Property<bool>("BreakGlassRollback")
+                        .HasColumnType("boolean")
+                        .HasColumnName("break_glass_rollback");
 
                     b.Property<bool>("CleanupPending")
                         .HasColumnType("boolean")
@@ -386,6 +402,81 @@ namespace ControlPlane.Migrations.Migrations
                         .IsUnique();
 
                     b.ToTable("deployment_steps", (string)null);
+                });
+
+            modelBuilder.Entity("ControlPlane.Core.Governance.FreezeWindow", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<Guid?>("ApplicationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("application_id");
+
+                    b.Property<string>("ApplicationName")
+                        .HasMaxLength(63)
+                        .HasColumnType("character varying(63)")
+                        .HasColumnName("application_name");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("created_by");
+
+                    b.Property<string>("DaysOfWeek")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("days_of_week");
+
+                    b.Property<int?>("DurationMinutes")
+                        .HasColumnType("integer")
+                        .HasColumnName("duration_minutes");
+
+                    b.Property<DateTimeOffset?>("EndsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("ends_at");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("text")
+                        .HasColumnName("reason");
+
+                    b.Property<TimeOnly?>("StartTime")
+                        .HasColumnType("time without time zone")
+                        .HasColumnName("start_time");
+
+                    b.Property<DateTimeOffset?>("StartsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("starts_at");
+
+                    b.Property<string>("TimeZone")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("time_zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ApplicationId");
+
+                    b.ToTable("freeze_windows", (string)null);
                 });
 
             modelBuilder.Entity("ControlPlane.Core.Security.ApiToken", b =>
@@ -547,6 +638,14 @@ namespace ControlPlane.Migrations.Migrations
                         .HasForeignKey("DeploymentId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("ControlPlane.Core.Governance.FreezeWindow", b =>
+                {
+                    b.HasOne("ControlPlane.Core.Deployments.Application", null)
+                        .WithMany()
+                        .HasForeignKey("ApplicationId")
+                        .OnDelete(DeleteBehavior.Cascade);
                 });
 
             modelBuilder.Entity("ControlPlane.Core.Deployments.Deployment", b =>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using ControlPlane.Core.Audit;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Governance;
 using ControlPlane.Core.Notifications;
 using ControlPlane.Core.Security;
 using Microsoft.EntityFrameworkCore;
@@ -22,6 +23,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
     public DbSet<Deployment> Deployments => Set<Deployment>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
+    public DbSet<FreezeWindow> FreezeWindows => Set<FreezeWindow>();
 
     /// <summary>Records an audit event not owned by an aggregate (e.g. a refused sign-in); saved with the next SaveChanges.</summary>
     public void Record(AuditEvent auditEvent) => _pendingAuditEvents.Add(auditEvent);
@@ -121,6 +123,28 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             // Time windows become sequence ranges through this index (occurred_at never decreases along the chain).
             e.HasIndex(a => new { a.OccurredAt, a.Sequence });
             e.HasIndex(a => a.DeploymentId);
+        });
+
+        b.Entity<FreezeWindow>(e =>
+        {
+            e.ToTable("freeze_windows");
+            e.HasKey(w => w.Id);
+            e.Ignore(w => w.PendingAuditEvents);
+            e.Ignore(w => w.Summary);
+            e.Ignore(w => w.Zone);
+            e.Property(w => w.Id).ValueGeneratedNever();
+            e.Property(w => w.Name).HasMaxLength(100);
+            e.Property(w => w.ApplicationName).HasMaxLength(63);
+            e.Property(w => w.Kind).HasConversion<string>().HasMaxLength(16);
+            e.Property(w => w.TimeZone).HasMaxLength(64);
+            e.Property(w => w.CreatedBy).HasMaxLength(128);
+            e.Property(w => w.DaysOfWeek).HasColumnType("jsonb").HasConversion(
+                v => JsonSerializer.Serialize(v, json),
+                v => JsonSerializer.Deserialize<List<DayOfWeek>>(v, json) ?? new List<DayOfWeek>(),
+                new ValueComparer<List<DayOfWeek>>((x, y) => x!.SequenceEqual(y!), v => v.Aggregate(0, (h, d) => HashCode.Combine(h, d)), v => v.ToList()));
+            // A window of an application goes with it; global windows have no application.
+            e.HasOne<Application>().WithMany().HasForeignKey(w => w.ApplicationId).OnDelete(DeleteBehavior.Cascade);
+            e.HasIndex(w => w.ApplicationId);
         });
 
         b.Entity<ApiToken>(e =>

@@ -27,6 +27,15 @@ public sealed class Deployment : IRecordsAuditEvents
     public string? Reason { get; private set; }
     public int RequiredApprovals { get; private set; }
     public bool AllowSelfApproval { get; private set; }
+
+    /// <summary>How long an approval counts (null = until the release ends); fixed when the release is requested.</summary>
+    public int? ApprovalValidForSeconds { get; private set; }
+
+    /// <summary>Reached ReadyToSwitch by the policy's auto-promotion, so no approval is relied on.</summary>
+    public bool AutoPromoted { get; private set; }
+
+    /// <summary>A person rolled this release back (break-glass), as opposed to the automatic rollback on a breach.</summary>
+    public bool BreakGlassRollback { get; private set; }
     public DateTimeOffset CreatedAt { get; private set; }
     public DateTimeOffset UpdatedAt { get; private set; }
     public DateTimeOffset? FinishedAt { get; private set; }
@@ -70,6 +79,7 @@ public sealed class Deployment : IRecordsAuditEvents
             Reason = reason,
             RequiredApprovals = app.Policy.RequiredApprovals,
             AllowSelfApproval = app.Policy.AllowSelfApproval,
+            ApprovalValidForSeconds = app.Policy.ApprovalValidForSeconds,
             CreatedAt = now,
             UpdatedAt = now,
             NextRunAt = now,
@@ -140,21 +150,65 @@ public sealed class Deployment : IRecordsAuditEvents
     {
         if (State != AwaitingApproval)
             throw DomainException.Conflict($"Deployment {Id} is {State}; approvals are only accepted while it is AwaitingApproval.");
-        if (!AllowSelfApproval && string.Equals(by.Name, RequestedBy, StringComparison.Ordinal))
+        // Names compare case-insensitively: "Alice" and "alice" are one person for the two-person rule.
+        if (!AllowSelfApproval && SamePerson(by.Name, RequestedBy))
             throw DomainException.Forbidden($"{by.Name} requested this release and the policy forbids approving one's own release; another person must approve.");
-        if (Approvals.Any(a => string.Equals(a.By, by.Name, StringComparison.Ordinal)))
+        var existing = Approvals.FirstOrDefault(a => SamePerson(a.By, by.Name));
+        if (existing is not null && existing.IsValidAt(now))
             throw DomainException.Conflict($"{by.Name} has already approved this release; approvals must come from distinct people.");
 
-        Approvals.Add(new Approval(by.Name, now, comment));
+        var expiresAt = ApprovalValidForSeconds is { } seconds ? now + TimeSpan.FromSeconds(seconds) : (DateTimeOffset?)null;
+        // An expired approval is renewed in place: it is still one person.
+        if (existing is not null) existing.Renew(now, expiresAt, comment);
+        else Approvals.Add(new Approval(by.Name, now, comment, expiresAt));
+        var valid = ValidApprovals(now).Count;
         Record(by, "deployment.approved", now, State, State, comment,
-            Json(new { approvals = Approvals.Count, required = RequiredApprovals }));
-        if (Approvals.Count < RequiredApprovals)
+            Json(expiresAt is null
+                ? new { approvals = valid, required = RequiredApprovals }
+                : (object)new { approvals = valid, required = RequiredApprovals, expiresAt, renewed = existing is not null }));
+        if (valid < RequiredApprovals)
         {
-            NoteProgress($"{Approvals.Count} of {RequiredApprovals} approvals", now);
+            NoteProgress($"{valid} of {RequiredApprovals} approvals", now);
+            // With expiring approvals the worker looks again when the first one lapses, to keep the count honest.
+            if (NextApprovalExpiry(now) is { } lapse && (NextRunAt is null || lapse < NextRunAt)) NextRunAt = lapse;
             return;
         }
-        FinishStep(StepNames.Approval, StepState.Succeeded, $"approved by {string.Join(", ", Approvals.Select(a => a.By))}", now);
+        FinishStep(StepNames.Approval, StepState.Succeeded, $"approved by {string.Join(", ", ValidApprovals(now).Select(a => a.By))}", now);
         MoveTo(ReadyToSwitch, by, now, "deployment.ready-to-switch");
+    }
+
+    /// <summary>Approvals that still count at <paramref name="now"/> (expired ones stay on record but no longer count).</summary>
+    public IReadOnlyList<Approval> ValidApprovals(DateTimeOffset now) => [.. Approvals.Where(a => a.IsValidAt(now)).OrderBy(a => a.At)];
+
+    /// <summary>When the next still-valid approval lapses (null when none expires).</summary>
+    public DateTimeOffset? NextApprovalExpiry(DateTimeOffset now) =>
+        Approvals.Where(a => a.IsValidAt(now) && a.ExpiresAt is not null).Select(a => a.ExpiresAt).Min();
+
+    /// <summary>Whether the switch may rely on the approvals at <paramref name="now"/>.</summary>
+    public bool HasEnoughValidApprovals(DateTimeOffset now) =>
+        RequiredApprovals == 0 || AutoPromoted || ValidApprovals(now).Count >= RequiredApprovals;
+
+    /// <summary>
+    /// Takes stock of approvals that lapsed. A release that is ReadyToSwitch on approvals it no longer has goes back to
+    /// AwaitingApproval (audited <c>deployment.approval-expired</c>). Returns whether anything changed.
+    /// </summary>
+    public bool ExpireApprovals(DateTimeOffset now)
+    {
+        if (State is not (AwaitingApproval or ReadyToSwitch) || ApprovalValidForSeconds is null) return false;
+        var valid = ValidApprovals(now).Count;
+        if (State == AwaitingApproval)
+            return NoteProgress($"{valid} of {RequiredApprovals} approvals", now);
+        if (HasEnoughValidApprovals(now)) return false;
+
+        var expired = Approvals.Where(a => !a.IsValidAt(now)).OrderBy(a => a.At).ToList();
+        var names = string.Join(", ", expired.Select(a => $"{a.By} (expired {a.ExpiresAt:u})"));
+        StartStep(StepNames.Approval, now, $"approval of {names} expired; {valid} of {RequiredApprovals} valid approvals");
+        Step(StepNames.Switch).Message = null;
+        AwaitingApprovalSince = now;
+        MoveTo(AwaitingApproval, Actor.System, now, "deployment.approval-expired",
+            $"approval of {string.Join(", ", expired.Select(a => a.By))} expired before the switch",
+            Json(new { expired = expired.Select(a => new { by = a.By, at = a.At, expiresAt = a.ExpiresAt }), valid, required = RequiredApprovals }));
+        return true;
     }
 
     /// <summary>The policy's auto-promotion delay elapsed without enough approvals.</summary>
@@ -162,6 +216,7 @@ public sealed class Deployment : IRecordsAuditEvents
     {
         Expect(AwaitingApproval);
         FinishStep(StepNames.Approval, StepState.Succeeded, "auto-promoted by policy", now);
+        AutoPromoted = true;
         MoveTo(ReadyToSwitch, Actor.System, now, "deployment.auto-promoted");
     }
 
@@ -173,6 +228,9 @@ public sealed class Deployment : IRecordsAuditEvents
     {
         if (State != ReadyToSwitch)
             throw DomainException.Conflict($"Deployment {Id} is {State}; the switch is only possible from ReadyToSwitch.");
+        // Checked again at the moment of the switch: an approval may have lapsed since the release became ready.
+        if (!HasEnoughValidApprovals(now))
+            throw DomainException.Conflict($"Deployment {Id} no longer has {RequiredApprovals} valid approval(s); it must be approved again before the switch.");
         StartStep(StepNames.Switch, now, $"switching traffic {FromSlot.Name()} → {TargetSlot.Name()}");
         MoveTo(Switching, by, now, "deployment.switching");
     }
@@ -191,6 +249,21 @@ public sealed class Deployment : IRecordsAuditEvents
         SkipRemainingSteps(now);
         CleanupPending = true;
         Finish(Aborted, by, now, "deployment.aborted", reason, $"Aborted by {by.Name}: {reason}");
+    }
+
+    /// <summary>An Admin acted despite a freeze (starting this release or switching it); the reason goes on the record.</summary>
+    public void RecordFreezeOverride(Actor by, string reason, string action, string window, Guid windowId, DateTimeOffset until, DateTimeOffset now) =>
+        _pendingAuditEvents.Add(AuditEvent.Create(by, "freeze.overridden", now, ApplicationName, Id, State.ToString(), State.ToString(), reason,
+            Json(new { action, window, windowId, until, version = Version })));
+
+    /// <summary>The worker may not switch yet because of a freeze: say so on the switch step. Returns whether it changed.</summary>
+    public bool WaitForFreeze(string message, DateTimeOffset now)
+    {
+        var step = Step(StepNames.Switch);
+        if (State != ReadyToSwitch || step.Message == message) return false;
+        step.Message = message;
+        UpdatedAt = now;
+        return true;
     }
 
     // ---- After the router moved ---------------------------------------------------------------------
@@ -228,8 +301,10 @@ public sealed class Deployment : IRecordsAuditEvents
             throw DomainException.Conflict($"Deployment {Id} is {State}; only a live release can be rolled back.");
         if (State == Monitoring) FinishStep(StepNames.Monitor, StepState.Failed, reason, now);
         CleanupPending = true;
+        BreakGlassRollback = !automatic;
         Finish(DeploymentState.RolledBack, by, now, automatic ? "deployment.auto-rolled-back" : "deployment.rolled-back", reason,
-            $"{(automatic ? "Automatically rolled back" : $"Rolled back by {by.Name}")}: {reason}");
+            $"{(automatic ? "Automatically rolled back" : $"Rolled back by {by.Name} (break-glass)")}: {reason}",
+            Json(new { version = Version, targetSlot = TargetSlot.Name(), automatic, breakGlass = !automatic }));
     }
 
     public void CleanedUp() => CleanupPending = false;
@@ -254,11 +329,11 @@ public sealed class Deployment : IRecordsAuditEvents
         Record(by, action, now, before, next, reason, details);
     }
 
-    private void Finish(DeploymentState end, Actor by, DateTimeOffset now, string action, string? reason, string outcome)
+    private void Finish(DeploymentState end, Actor by, DateTimeOffset now, string action, string? reason, string outcome, string? details = null)
     {
         Outcome = outcome;
         FinishedAt = now;
-        MoveTo(end, by, now, action, reason);
+        MoveTo(end, by, now, action, reason, details);
         NextRunAt = CleanupPending ? now : null;
     }
 
@@ -267,6 +342,7 @@ public sealed class Deployment : IRecordsAuditEvents
         var step = Step(name);
         step.State = StepState.Running;
         step.StartedAt = now;
+        step.FinishedAt = null; // an approval step reopened after an approval lapsed
         step.Message = message;
     }
 
@@ -294,4 +370,6 @@ public sealed class Deployment : IRecordsAuditEvents
             details ?? Json(new { version = Version, targetSlot = TargetSlot.Name() })));
 
     private static string Json(object value) => JsonSerializer.Serialize(value);
+
+    private static bool SamePerson(string a, string b) => string.Equals(a.Trim(), b.Trim(), StringComparison.OrdinalIgnoreCase);
 }

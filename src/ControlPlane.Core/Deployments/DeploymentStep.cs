@@ -40,12 +40,13 @@ public sealed class Approval
 {
     private Approval() { }
 
-    internal Approval(string by, DateTimeOffset at, string? comment)
+    internal Approval(string by, DateTimeOffset at, string? comment, DateTimeOffset? expiresAt = null)
     {
         Id = Guid.CreateVersion7();
         By = by;
         At = at;
         Comment = comment;
+        ExpiresAt = expiresAt;
     }
 
     public Guid Id { get; private set; }
@@ -53,4 +54,16 @@ public sealed class Approval
     public string By { get; private set; } = "";
     public DateTimeOffset At { get; private set; }
     public string? Comment { get; private set; }
+
+    /// <summary>When this approval stops counting (null = it does not expire).</summary>
+    public DateTimeOffset? ExpiresAt { get; private set; }
+
+    public bool IsValidAt(DateTimeOffset now) => ExpiresAt is not { } until || now < until;
+
+    internal void Renew(DateTimeOffset at, DateTimeOffset? expiresAt, string? comment)
+    {
+        At = at;
+        ExpiresAt = expiresAt;
+        Comment = comment;
+    }
 }

@@ -12,6 +12,9 @@ public sealed record ReleasePolicy
     /// <summary>Approve automatically after this many seconds in AwaitingApproval (null = never).</summary>
     public int? AutoPromoteAfterSeconds { get; init; }
 
+    /// <summary>How long an approval counts; one that lapses before the switch must be given again (null = never expires).</summary>
+    public int? ApprovalValidForSeconds { get; init; }
+
     /// <summary>Switch at once when approved, instead of waiting for the switch action.</summary>
     public bool SwitchOnApproval { get; init; }
 
@@ -29,6 +32,8 @@ public sealed record ReleasePolicy
             yield return new($"{prefix}.requiredApprovals", "must be between 0 and 10");
         if (AutoPromoteAfterSeconds is < 0 or > 604800)
             yield return new($"{prefix}.autoPromoteAfterSeconds", "must be between 0 and 604800 (one week)");
+        if (ApprovalValidForSeconds is < 1 or > 2592000)
+            yield return new($"{prefix}.approvalValidForSeconds", "must be between 1 and 2592000 (30 days), or null for approvals that never expire");
         if (MonitoringWindowSeconds is < 0 or > 86400)
             yield return new($"{prefix}.monitoringWindowSeconds", "must be between 0 and 86400");
         if (MonitoringIntervalSeconds is < 1 or > 3600)

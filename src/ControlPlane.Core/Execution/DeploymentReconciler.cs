@@ -1,6 +1,7 @@
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Governance;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using static ControlPlane.Core.Deployments.DeploymentState;
@@ -60,11 +61,11 @@ public sealed class DeploymentReconciler(
                 await VerifyAsync(app, d, cancellationToken);
                 break;
             case AwaitingApproval:
+                d.ExpireApprovals(now);
                 WaitForApproval(app, d, now);
                 break;
             case ReadyToSwitch:
-                if (app.Policy.SwitchOnApproval) d.BeginSwitch(Actor.System, now);
-                else d.RunAgainAt(null);
+                await ReadyToSwitchAsync(app, d, now, cancellationToken);
                 break;
             case Switching:
                 await db.SaveChangesAsync(cancellationToken);
@@ -119,14 +120,44 @@ public sealed class DeploymentReconciler(
 
     private static void WaitForApproval(Application app, Deployment d, DateTimeOffset now)
     {
+        // Looked at again when an approval lapses, so the shown count stays true.
+        var lapse = d.NextApprovalExpiry(now);
         if (app.Policy.AutoPromoteAfterSeconds is not { } seconds || d.AwaitingApprovalSince is not { } since)
         {
-            d.RunAgainAt(null); // an approval (or abort) wakes it
+            d.RunAgainAt(lapse); // otherwise an approval (or abort) wakes it
             return;
         }
         var due = since + TimeSpan.FromSeconds(seconds);
         if (now >= due) d.AutoPromote(now);
-        else d.RunAgainAt(due);
+        else d.RunAgainAt(lapse < due ? lapse : due);
+    }
+
+    /// <summary>Back to AwaitingApproval when an approval lapsed; with switch-on-approval, switch unless a freeze holds it.</summary>
+    private async Task ReadyToSwitchAsync(Application app, Deployment d, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (d.ExpireApprovals(now))
+        {
+            logger.LogInformation("Not switching {Application} {Version}: an approval expired; back to AwaitingApproval", app.Name, d.Version);
+            return;
+        }
+        if (!app.Policy.SwitchOnApproval)
+        {
+            d.RunAgainAt(d.NextApprovalExpiry(now)); // a person switches; until then watch for lapsing approvals
+            return;
+        }
+        var freeze = await db.ActiveFreezeAsync(app.Id, now, cancellationToken);
+        if (freeze is null)
+        {
+            d.BeginSwitch(Actor.System, now);
+            return;
+        }
+        logger.LogInformation("Not switching {Application} {Version}: frozen by {Window} until {End}", app.Name, d.Version, freeze.Window.Name, freeze.End);
+        d.WaitForFreeze($"waiting for the freeze '{freeze.Window.Name}' to end ({freeze.EndText}) before switching", now);
+        // Looked at again at the end, and at least every 30 s in case the window is deleted or an approval lapses.
+        var next = now + TimeSpan.FromSeconds(30);
+        if (freeze.End < next) next = freeze.End;
+        if (d.NextApprovalExpiry(now) is { } lapse && lapse < next) next = lapse;
+        d.RunAgainAt(next);
     }
 
     private async Task MonitorAsync(Application app, Deployment d, CancellationToken cancellationToken)

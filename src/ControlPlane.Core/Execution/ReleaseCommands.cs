@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Governance;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
@@ -63,18 +64,26 @@ public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRe
         return app;
     }
 
-    public async Task<Deployment> StartReleaseAsync(string application, string? version, string? reason, Actor by, CancellationToken cancellationToken)
+    public async Task<Deployment> StartReleaseAsync(string application, string? version, string? reason, Actor by, CancellationToken cancellationToken,
+        FreezeOverride? freezeOverride = null)
     {
         if (VersionError(version) is { } error) throw DomainException.Invalid("version", $"version {error}.");
         if (reason?.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
+        var overrideReason = CheckOverride(freezeOverride);
         var app = await FindApplicationAsync(application, cancellationToken);
         var inFlight = await db.Deployments.AsNoTracking()
             .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(d.State), cancellationToken);
         if (inFlight is not null) throw InFlightConflict(app.Name, inFlight.Id, inFlight.Version, inFlight.State);
         if (app.LiveVersion == version)
             throw DomainException.Conflict($"{app.Name} already runs {version} on the live slot.");
+        var now = time.GetUtcNow();
+        var freeze = await db.ActiveFreezeAsync(app.Id, now, cancellationToken);
+        if (freeze is not null && overrideReason is null)
+            throw DomainException.Conflict(FreezeCalendar.BlockedMessage(app.Name, freeze, "New releases are"));
 
-        var d = Deployment.Request(app, version!, by, string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(), time.GetUtcNow());
+        var d = Deployment.Request(app, version!, by, string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(), now);
+        if (freeze is not null)
+            d.RecordFreezeOverride(by, overrideReason!, "release", freeze.Window.Name, freeze.Window.Id, freeze.End, now);
         db.Deployments.Add(d);
         try
         {
@@ -91,8 +100,61 @@ public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRe
     public Task<Deployment> ApproveAsync(Guid id, Actor by, string? comment, CancellationToken cancellationToken) =>
         MutateAsync(id, d => d.Approve(by, string.IsNullOrWhiteSpace(comment) ? null : comment.Trim(), time.GetUtcNow()), cancellationToken);
 
-    public Task<Deployment> SwitchAsync(Guid id, Actor by, CancellationToken cancellationToken) =>
-        MutateAsync(id, d => d.BeginSwitch(by, time.GetUtcNow()), cancellationToken);
+    /// <summary>
+    /// The forward switch. Refused during a freeze unless an Admin overrides it with a reason; refused (and the release sent
+    /// back to AwaitingApproval, audited) when an approval it relies on lapsed.
+    /// </summary>
+    public async Task<Deployment> SwitchAsync(Guid id, Actor by, CancellationToken cancellationToken, FreezeOverride? freezeOverride = null)
+    {
+        var overrideReason = CheckOverride(freezeOverride);
+        var expired = false;
+        var lapsed = await MutateAsync(id, d => expired = d.ExpireApprovals(time.GetUtcNow()), cancellationToken);
+        // The lapse is saved (and audited) first; the refusal then says why the switch did not happen.
+        if (expired && lapsed.State == DeploymentState.AwaitingApproval)
+            throw DomainException.Conflict($"Not switching {lapsed.ApplicationName} {lapsed.Version}: the {lapsed.Step(StepNames.Approval).Message}. " +
+                                           "The release is back to AwaitingApproval and must be approved again.");
+
+        var freeze = await db.ActiveFreezeAsync(lapsed.ApplicationId, time.GetUtcNow(), cancellationToken);
+        if (freeze is not null && overrideReason is null)
+            throw DomainException.Conflict(FreezeCalendar.BlockedMessage(lapsed.ApplicationName, freeze, "Forward switches are"));
+        return await MutateAsync(id, d =>
+        {
+            var now = time.GetUtcNow();
+            d.BeginSwitch(by, now);
+            if (freeze is not null) d.RecordFreezeOverride(by, overrideReason!, "switch", freeze.Window.Name, freeze.Window.Id, freeze.End, now);
+        }, cancellationToken);
+    }
+
+    /// <summary>The override's reason when one was given by someone allowed to; null when none was asked for.</summary>
+    private static string? CheckOverride(FreezeOverride? freezeOverride)
+    {
+        if (freezeOverride is null) return null;
+        if (!freezeOverride.Authorized) throw DomainException.Forbidden("Only an Admin may override a freeze window.");
+        if (string.IsNullOrWhiteSpace(freezeOverride.Reason))
+            throw DomainException.Invalid("freezeOverride.reason", "freezeOverride.reason is required: say why the freeze is overridden (it is recorded in the audit trail).");
+        if (freezeOverride.Reason.Length > 2000) throw DomainException.Invalid("freezeOverride.reason", "freezeOverride.reason must be at most 2000 characters.");
+        return freezeOverride.Reason.Trim();
+    }
+
+    public async Task<FreezeWindow> CreateFreezeWindowAsync(string? application, FreezeWindowSpec spec, Actor by, CancellationToken cancellationToken)
+    {
+        var app = application is null ? null : await FindApplicationAsync(application, cancellationToken);
+        var window = spec.Build(app, by, time.GetUtcNow());
+        db.FreezeWindows.Add(window);
+        await db.SaveChangesAsync(cancellationToken);
+        return window;
+    }
+
+    public async Task DeleteFreezeWindowAsync(string? application, Guid id, Actor by, CancellationToken cancellationToken)
+    {
+        var window = await db.FreezeWindows.SingleOrDefaultAsync(w => w.Id == id && w.ApplicationName == application, cancellationToken)
+                     ?? throw DomainException.NotFound(application is null
+                         ? $"There is no global freeze window {id}."
+                         : $"Application '{application}' has no freeze window {id}.");
+        window.Delete(by, time.GetUtcNow());
+        db.FreezeWindows.Remove(window);
+        await db.SaveChangesAsync(cancellationToken);
+    }
 
     public Task<Deployment> AbortAsync(Guid id, Actor by, string? reason, CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Governance;
 using ControlPlane.Core.Routing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -98,8 +99,11 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
 
         now = time.GetUtcNow();
         app.MakeLive(previous, null);
+        // A person's rollback is break-glass: always allowed (even in a freeze, without approval) but flagged for review.
+        var freeze = await db.ActiveFreezeAsync(app.Id, now, cancellationToken);
+        var automatic = onlyIfMonitoring is not null;
         app.Record(by, "application.rolled-back", now, live?.Id, $"{from.Name()} {fromVersion}", $"{previous.Name()} {previousVersion}", reason,
-            JsonSerializer.Serialize(new { automatic = onlyIfMonitoring is not null, breakGlass = onlyIfMonitoring is null, proof = proof.Message }));
+            JsonSerializer.Serialize(new { automatic, breakGlass = !automatic, duringFreeze = freeze?.Window.Name, proof = proof.Message }));
         live?.RolledBack(by, reason, onlyIfMonitoring is not null, now);
         await db.SaveChangesAsync(cancellationToken);
         await tx.CommitAsync(cancellationToken);

@@ -14,6 +14,8 @@ public enum Permission
     Rollback,
     ReadAudit,
     ManageTokens,
+    ManageFreezeWindows,
+    OverrideFreeze,
 }
 
 /// <summary>The role rules, in one place: API endpoints, pages and the hub all ask this table.</summary>
@@ -30,6 +32,8 @@ public static class Permissions
         [Permission.Rollback] = [Role.Admin, Role.ReleaseManager, Role.OnCall],
         [Permission.ReadAudit] = [Role.Admin, Role.Auditor],
         [Permission.ManageTokens] = [Role.Admin],
+        [Permission.ManageFreezeWindows] = [Role.Admin],
+        [Permission.OverrideFreeze] = [Role.Admin],
     };
 
     public static IReadOnlyList<Role> RolesFor(Permission permission) => Allowed[permission];

@@ -2,6 +2,7 @@ using System.Text.Json;
 using ControlPlane.Core.Audit;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Governance;
 
 namespace ControlPlane.Web.Api;
 
@@ -13,7 +14,16 @@ public sealed record RegisterApplicationRequest(
     string? Name, KindAndSettings? Router, KindAndSettings? Deployer, List<HttpCheck>? Checks, ReleasePolicy? Policy,
     string? InitialVersion, Slot? LiveSlot, string? VerifyPath);
 
-public sealed record StartReleaseRequest(string? Version, string? Reason);
+public sealed record StartReleaseRequest(string? Version, string? Reason, FreezeOverrideRequest? FreezeOverride = null);
+public sealed record FreezeOverrideRequest(string? Reason);
+public sealed record SwitchRequest(FreezeOverrideRequest? FreezeOverride = null);
+
+/// <summary>A freeze window: kind "oneOff" (start, end) or "weekly" (daysOfWeek, startTime "HH:mm", durationMinutes), in timeZone.</summary>
+public sealed record CreateFreezeWindowRequest(string? Name, string? Reason, string? Kind, string? TimeZone, string? Start, string? End,
+    List<string>? DaysOfWeek, string? StartTime, int? DurationMinutes)
+{
+    public FreezeWindowSpec ToSpec() => new(Name, Reason, Kind, TimeZone, Start, End, DaysOfWeek, StartTime, DurationMinutes);
+}
 public sealed record ApproveRequest(string? Comment);
 public sealed record ReasonRequest(string? Reason);
 public sealed record CreateTokenRequest(string? Name, string? Role, DateTimeOffset? ExpiresAt);
@@ -32,12 +42,18 @@ public sealed record ApplicationDto(string Name, Slot LiveSlot, string? LiveVers
     KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt);
 
 public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message);
-public sealed record ApprovalDto(string By, DateTimeOffset At, string? Comment);
+public sealed record ApprovalDto(string By, DateTimeOffset At, string? Comment, DateTimeOffset? ExpiresAt, bool Valid);
+
+public sealed record FreezeOccurrenceDto(DateTimeOffset Start, DateTimeOffset End, string EndLocal);
+
+public sealed record FreezeWindowDto(Guid Id, string? Application, string Name, string? Reason, string Kind, string TimeZone,
+    DateTimeOffset? Start, DateTimeOffset? End, IReadOnlyList<string>? DaysOfWeek, string? StartTime, int? DurationMinutes,
+    string Summary, string CreatedBy, DateTimeOffset CreatedAt, FreezeOccurrenceDto? ActiveNow, FreezeOccurrenceDto? Next);
 
 public sealed record DeploymentDto(Guid Id, string Application, string Version, string? FromVersion, Slot FromSlot, Slot TargetSlot,
     DeploymentState State, string RequestedBy, string? Reason, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt, string? Outcome, IReadOnlyList<StepDto> Steps, IReadOnlyList<ApprovalDto> Approvals, int RequiredApprovals,
-    DateTimeOffset? MonitoringUntil);
+    DateTimeOffset? MonitoringUntil, int ValidApprovals, int? ApprovalValidForSeconds, bool BreakGlassRollback);
 
 public sealed record RollbackResultDto(string Application, Slot LiveSlot, string? LiveVersion, string Message);
 
@@ -64,12 +80,22 @@ public static class Dto
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil, a.Policy,
             new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt);
 
-    public static DeploymentDto Deployment(Deployment d) =>
+    public static DeploymentDto Deployment(Deployment d) => Deployment(d, DateTimeOffset.UtcNow);
+
+    public static DeploymentDto Deployment(Deployment d, DateTimeOffset now) =>
         new(d.Id, d.ApplicationName, d.Version, d.FromVersion, d.FromSlot, d.TargetSlot, d.State, d.RequestedBy, d.Reason,
             d.CreatedAt, d.UpdatedAt, d.FinishedAt, d.Outcome,
             [.. d.Steps.OrderBy(s => s.Order).Select(s => new StepDto(s.Name, s.State, s.StartedAt, s.FinishedAt, s.Message))],
-            [.. d.Approvals.OrderBy(a => a.At).Select(a => new ApprovalDto(a.By, a.At, a.Comment))],
-            d.RequiredApprovals, d.MonitoringUntil);
+            [.. d.Approvals.OrderBy(a => a.At).Select(a => new ApprovalDto(a.By, a.At, a.Comment, a.ExpiresAt, a.IsValidAt(now)))],
+            d.RequiredApprovals, d.MonitoringUntil, d.ValidApprovals(now).Count, d.ApprovalValidForSeconds, d.BreakGlassRollback);
+
+    public static FreezeWindowDto FreezeWindow(FreezeWindow w, DateTimeOffset now) =>
+        new(w.Id, w.ApplicationName, w.Name, w.Reason, w.Kind == FreezeKind.OneOff ? "oneOff" : "weekly", w.TimeZone, w.StartsAt, w.EndsAt,
+            w.Kind == FreezeKind.Weekly ? [.. w.DaysOfWeek.Select(d => d.ToString())] : null,
+            w.StartTime?.ToString("HH:mm", System.Globalization.CultureInfo.InvariantCulture), w.DurationMinutes, w.Summary, w.CreatedBy, w.CreatedAt,
+            Occurrence(w.ActiveAt(now)), Occurrence(w.NextAfter(now)));
+
+    private static FreezeOccurrenceDto? Occurrence(FreezeOccurrence? o) => o is null ? null : new(o.Start, o.End, o.EndText);
 
     public static AuditEventDto Audit(AuditEvent e) =>
         new(e.Sequence, e.OccurredAt, e.Actor, e.ActorKind, e.SourceIp, e.Action, e.Application, e.DeploymentId, e.BeforeState,

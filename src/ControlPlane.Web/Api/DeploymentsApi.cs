@@ -23,8 +23,9 @@ public static class DeploymentsApi
             TypedResults.Ok(Dto.Deployment(await commands.ApproveAsync(id, http.ToActor(), body?.Comment, ct))))
             .RequirePermission(Permission.Approve);
 
-        deployments.MapPost("/{id:guid}/switch", async (Guid id, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
-            TypedResults.Accepted($"/api/v1/deployments/{id}", Dto.Deployment(await commands.SwitchAsync(id, http.ToActor(), ct))))
+        deployments.MapPost("/{id:guid}/switch", async (Guid id, SwitchRequest? body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
+            TypedResults.Accepted($"/api/v1/deployments/{id}",
+                Dto.Deployment(await commands.SwitchAsync(id, http.ToActor(), ct, body?.FreezeOverride.ToOverride(http)))))
             .RequirePermission(Permission.Switch);
 
         deployments.MapPost("/{id:guid}/abort", async (Guid id, ReasonRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>

@@ -162,7 +162,7 @@ public sealed class AbortFailAndRollbackTests
 
         d.RolledBack(People.OnCall, "error rate up", automatic: false, Later);
 
-        Assert.Equal("Rolled back by oscar: error rate up", d.Outcome);
+        Assert.Equal("Rolled back by oscar (break-glass): error rate up", d.Outcome);
         var e = Assert.Single(d.PendingAuditEvents);
         Assert.Equal(("deployment.rolled-back", "oscar", "error rate up"), (e.Action, e.Actor, e.Reason));
     }
