@@ -23,6 +23,9 @@ using MudBlazor.Services;
 using Npgsql;
 
 var builder = WebApplication.CreateBuilder(args);
+// `dotnet run` serves from the build output, where package assets (MudBlazor, the Blazor script) come through the static
+// web assets manifest; ASP.NET Core only reads it in Development unless asked. Published output has no manifest: no-op.
+builder.WebHost.UseStaticWebAssets();
 if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
     builder.WebHost.UseUrls("http://localhost:5080");
 
