@@ -74,6 +74,8 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         await Expect(rita.GetByTestId("approval")).ToContainTextAsync("alice");
         await Expect(rita.GetByTestId("approval")).ToContainTextAsync("looks good in preview");
         await Expect(rita.GetByTestId("switch-plan")).ToContainTextAsync($"moves from blue 1.0.0 to green {NewVersion}");
+        // …and what exactly changes in the router, in its own terms.
+        await Expect(rita.GetByTestId("router-change")).ToContainTextAsync("The embedded proxy on 127.0.0.1");
         await browser.ScreenshotAsync(rita, "release-ready-to-switch");
 
         await rita.GetByTestId("switch-button").ClickAsync();

@@ -24,6 +24,19 @@ public sealed class ProviderRegistry(IEnumerable<ITrafficRouter> routers, IEnume
 
     public DeployerBinding DeployerBindingFor(Application app) => new(app.Name, app.DeployerSettingsJson);
 
+    /// <summary>What switching <paramref name="app"/> from one slot to the other changes, in its router's terms (for confirmations).</summary>
+    public string DescribeSwitch(Application app, Slot from, Slot to)
+    {
+        try
+        {
+            return RouterFor(app).DescribeSwitch(RouterBindingFor(app), from, to);
+        }
+        catch (Exception ex) when (ex is RouterException or InvalidOperationException or System.Text.Json.JsonException)
+        {
+            return $"{app.RouterKind} router: traffic moves from {from.Name()} to {to.Name()} (its settings could not be read: {ex.Message})";
+        }
+    }
+
     public RouterBinding RouterBindingFor(Application app)
     {
         var deployer = DeployerFor(app);
