@@ -14,6 +14,7 @@ public enum Permission
     Rollback,
     ReadAudit,
     ManageTokens,
+    ManageUsers,
 }
 
 /// <summary>The role rules, in one place: API endpoints, pages and the hub all ask this table.</summary>
@@ -30,6 +31,7 @@ public static class Permissions
         [Permission.Rollback] = [Role.Admin, Role.ReleaseManager, Role.OnCall],
         [Permission.ReadAudit] = [Role.Admin, Role.Auditor],
         [Permission.ManageTokens] = [Role.Admin],
+        [Permission.ManageUsers] = [Role.Admin],
     };
 
     public static IReadOnlyList<Role> RolesFor(Permission permission) => Allowed[permission];
