@@ -184,8 +184,15 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         s.Property(nameof(SlotStatus.Message)).HasColumnName($"{prefix}_message");
     }
 
-    public override int SaveChanges(bool acceptAllChangesOnSuccess) =>
+    public override int SaveChanges(bool acceptAllChangesOnSuccess)
+    {
+        // Data Protection's key repository saves synchronously; a new key needs no audit event or notice.
+        if (_pendingAuditEvents.Count == 0 && ChangeTracker.Entries()
+                .Where(e => e.State is not (EntityState.Unchanged or EntityState.Detached))
+                .All(e => e.Entity is DataProtectionKey))
+            return base.SaveChanges(acceptAllChangesOnSuccess);
         throw new NotSupportedException("Use SaveChangesAsync: saving appends to the audit chain, which takes a database lock.");
+    }
 
     /// <summary>
     /// Saves the change, the audit events it recorded (hash-chained, under a lock) and a NOTIFY for every replica — all in
