@@ -122,7 +122,7 @@ app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
 app.MapAccountSignIn();
 app.MapOidcSignIn();
 app.MapDevSignIn();
-app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = "'none'");
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

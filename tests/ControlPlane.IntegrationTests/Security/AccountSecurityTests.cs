@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using ControlPlane.Core.Identity;
 using ControlPlane.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace ControlPlane.IntegrationTests.Security;
 
@@ -136,5 +137,11 @@ public sealed class AccountSecurityTests(PostgresFixture postgres)
         Assert.Contains("frame-ancestors 'none'", csp);
         Assert.Contains("script-src 'self' 'nonce-", csp);
         Assert.DoesNotContain("unsafe-eval", csp);
+        Assert.DoesNotContain("frame-ancestors 'self'", csp);
+
+        // Live circuits re-check the session (deleted, locked, re-roled people lose it).
+        await using var scope = app.Services.CreateAsyncScope();
+        Assert.IsType<ControlPlane.Web.Security.CircuitSessionRevalidator>(
+            scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider>());
     }
 }
