@@ -96,6 +96,47 @@ public sealed class AccountSecurityTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_session_ends_when_its_account_is_deleted_or_locked()
+    {
+        await using var app = await SecurityAppFactory.StartAsync(postgres);
+        using var admin = app.Api();
+        await app.CreateUserAsync("dora", "OnCall", Password);
+        await app.CreateUserAsync("lars", "OnCall", Password);
+        var (dora, _) = await app.SignInAsync("dora", Password);
+        var (lars, _) = await app.SignInAsync("lars", Password);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/v1/users/dora", TestContext.Current.CancellationToken)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/api/v1/users/lars/lock", null, TestContext.Current.CancellationToken)).StatusCode);
+
+        foreach (var session in new[] { dora, lars })
+        {
+            Assert.Equal(JsonValueKind.Null, (await session.GetJsonAsync(SecurityAppFactory.WhoAmIPath)).GetProperty("role").ValueKind);
+            Assert.Equal(HttpStatusCode.Redirect, (await session.GetAsync("/", TestContext.Current.CancellationToken)).StatusCode);
+        }
+        Assert.Single(await app.AuditAsync("user.locked"));
+    }
+
+    [Fact]
+    public async Task The_development_sign_in_is_off_by_default_and_works_only_when_enabled()
+    {
+        await using (var app = await SecurityAppFactory.StartAsync(postgres))
+        {
+            using var client = app.Api(token: null);
+            Assert.DoesNotContain("dev-signin-label", await client.GetStringAsync("/signin", TestContext.Current.CancellationToken));
+        }
+        await using var dev = await SecurityAppFactory.StartAsync(postgres, new Dictionary<string, string?> { ["ControlPlane:DevSignIn:Enabled"] = "true" });
+        var (session, _) = await dev.SignInAsync("nobody", "irrelevant-password"); // gets the antiforgery cookie
+        var page = await session.GetStringAsync("/signin", TestContext.Current.CancellationToken);
+        Assert.Contains("dev-signin-label", page);
+        var token = System.Text.RegularExpressions.Regex.Match(page, "name=\"__RequestVerificationToken\" value=\"([^\"]+)\"").Groups[1].Value;
+        var response = await session.PostAsync("/auth/signin", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["name"] = "devon", ["role"] = "Auditor", ["returnUrl"] = "/", ["__RequestVerificationToken"] = token,
+        }), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal("Auditor", (await session.GetJsonAsync(SecurityAppFactory.WhoAmIPath)).GetProperty("role").GetString());
+    }
+
+    [Fact]
     public async Task Sign_in_is_rate_limited_with_a_429_problem()
     {
         await using var app = await SecurityAppFactory.StartAsync(postgres, new Dictionary<string, string?> { ["ControlPlane:RateLimits:SignInPerMinute"] = "3" });
