@@ -30,7 +30,6 @@ if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
     builder.WebHost.UseUrls("http://localhost:5080");
 
 builder.Services.AddOptions<ControlPlaneOptions>().BindConfiguration(ControlPlaneOptions.Section);
-builder.Services.AddOptions<BootstrapOptions>().BindConfiguration("ControlPlane:Bootstrap");
 
 // ---- Database: an external PostgreSQL when configured, otherwise our own embedded cluster -------------------------------
 var database = await DatabaseHosting.ResolveAsync(builder.Configuration);
@@ -89,13 +88,9 @@ builder.Services.AddHostedService<DeploymentWorker>();
 builder.Services.AddHostedService<HubBroadcaster>();
 
 // ---- API, auth, UI ----------------------------------------------------------------------------------------------------
-// Pages sign in with the (development) cookie; API and hub policies accept a bearer token or that cookie.
-builder.Services.AddAuthentication(DevSignIn.CookieScheme)
-    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenAuthenticationHandler>(BearerTokenAuthenticationHandler.SchemeName, null)
-    .AddDevSignInCookie();
-builder.Services.AddCascadingAuthenticationState();
-builder.Services.AddAuthorizationBuilder().AddPermissionPolicies();
-builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
+// People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a
+// bearer token or that cookie (cookie: reads only on the API). See Security/SecurityHardening.cs.
+builder.AddControlPlaneSecurity();
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.ConfigureHttpJsonOptions(o =>
@@ -124,7 +119,9 @@ app.Use((context, next) =>
     }
     return next(context);
 });
+app.UseSecurityHeaders();
 app.UseAuthentication();
+app.UseRateLimiter();
 app.UseAuthorization();
 app.UseAntiforgery();
 
@@ -139,10 +136,13 @@ app.MapGroup("/api/v1")
     .MapApplicationsApi()
     .MapDeploymentsApi()
     .MapAuditApi()
-    .MapTokensApi();
+    .MapTokensApi()
+    .MapUsersApi();
 app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
+app.MapAccountSignIn();
+app.MapOidcSignIn();
 app.MapDevSignIn();
-app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = "'none'");
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {
@@ -152,6 +152,7 @@ app.Lifetime.ApplicationStarted.Register(() =>
 try
 {
     await DatabaseHosting.MigrateAsync(app.Services);
+    await InitialAdmin.EnsureAsync(app.Services);
     await DemoSeeder.SeedAsync(app.Services);
     await app.RunAsync();
 }

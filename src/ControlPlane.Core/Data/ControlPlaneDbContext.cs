@@ -3,8 +3,11 @@ using ControlPlane.Core.Audit;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Governance;
+using ControlPlane.Core.Identity;
 using ControlPlane.Core.Notifications;
 using ControlPlane.Core.Security;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
+using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -12,7 +15,12 @@ using Microsoft.EntityFrameworkCore.Storage;
 
 namespace ControlPlane.Core.Data;
 
-public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options) : DbContext(options)
+/// <summary>
+/// The one database context: release flow, audit trail, API tokens, local accounts (ASP.NET Core Identity, users only —
+/// each user has one role column) and the Data Protection key ring shared by every replica.
+/// </summary>
+public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options)
+    : IdentityUserContext<ControlPlaneUser>(options), IDataProtectionKeyContext
 {
     /// <summary>Serializes writers of the audit hash chain (pg_advisory_xact_lock key).</summary>
     private const long AuditChainLockKey = 0x436F6E74726F6C50; // "ControlP"
@@ -24,12 +32,15 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
     public DbSet<FreezeWindow> FreezeWindows => Set<FreezeWindow>();
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     /// <summary>Records an audit event not owned by an aggregate (e.g. a refused sign-in); saved with the next SaveChanges.</summary>
     public void Record(AuditEvent auditEvent) => _pendingAuditEvents.Add(auditEvent);
 
     protected override void OnModelCreating(ModelBuilder b)
     {
+        base.OnModelCreating(b); // Identity's user tables
+        MapIdentity(b);
         var json = JsonSerializerOptions.Web;
         b.Entity<Application>().Ignore(a => a.PendingAuditEvents);
         b.Entity<Deployment>().Ignore(d => d.PendingAuditEvents);
@@ -172,6 +183,19 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
                     property.SetColumnName(SnakeCase(property.Name));
     }
 
+    private static void MapIdentity(ModelBuilder b)
+    {
+        b.Entity<ControlPlaneUser>(e =>
+        {
+            e.ToTable("users");
+            e.Property(u => u.Role).HasConversion<string>().HasMaxLength(24);
+        });
+        b.Entity<Microsoft.AspNetCore.Identity.IdentityUserClaim<string>>().ToTable("user_claims");
+        b.Entity<Microsoft.AspNetCore.Identity.IdentityUserLogin<string>>().ToTable("user_logins");
+        b.Entity<Microsoft.AspNetCore.Identity.IdentityUserToken<string>>().ToTable("user_tokens");
+        b.Entity<DataProtectionKey>().ToTable("data_protection_keys");
+    }
+
     private static string SnakeCase(string name) =>
         string.Concat(name.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
 
@@ -184,8 +208,15 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         s.Property(nameof(SlotStatus.Message)).HasColumnName($"{prefix}_message");
     }
 
-    public override int SaveChanges(bool acceptAllChangesOnSuccess) =>
+    public override int SaveChanges(bool acceptAllChangesOnSuccess)
+    {
+        // Data Protection's key repository saves synchronously; a new key needs no audit event or notice.
+        if (_pendingAuditEvents.Count == 0 && ChangeTracker.Entries()
+                .Where(e => e.State is not (EntityState.Unchanged or EntityState.Detached))
+                .All(e => e.Entity is DataProtectionKey))
+            return base.SaveChanges(acceptAllChangesOnSuccess);
         throw new NotSupportedException("Use SaveChangesAsync: saving appends to the audit chain, which takes a database lock.");
+    }
 
     /// <summary>
     /// Saves the change, the audit events it recorded (hash-chained, under a lock) and a NOTIFY for every replica — all in

@@ -47,6 +47,16 @@ public sealed class ApiToken : IRecordsAuditEvents
 
     public static string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 
+    /// <summary>Revokes the token: it is refused from its next request on. Revoking twice changes nothing.</summary>
+    public bool Revoke(Actor by, DateTimeOffset now)
+    {
+        if (RevokedAt is not null) return false;
+        RevokedAt = now;
+        _pendingAuditEvents.Add(AuditEvent.Create(by, "token.revoked", now, before: Role.ToString(), after: "revoked",
+            details: System.Text.Json.JsonSerializer.Serialize(new { id = Id, name = Name, role = Role.ToString() })));
+        return true;
+    }
+
     public bool IsUsable(DateTimeOffset now) => RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);
 
     /// <summary>Records use at most once a minute, so a busy CI token does not write on every request.</summary>

@@ -16,6 +16,7 @@ public enum Permission
     ManageTokens,
     ManageFreezeWindows,
     OverrideFreeze,
+    ManageUsers,
 }
 
 /// <summary>The role rules, in one place: API endpoints, pages and the hub all ask this table.</summary>
@@ -34,6 +35,7 @@ public static class Permissions
         [Permission.ManageTokens] = [Role.Admin],
         [Permission.ManageFreezeWindows] = [Role.Admin],
         [Permission.OverrideFreeze] = [Role.Admin],
+        [Permission.ManageUsers] = [Role.Admin],
     };
 
     public static IReadOnlyList<Role> RolesFor(Permission permission) => Allowed[permission];

@@ -1,5 +1,3 @@
-using ControlPlane.Core.Data;
-using ControlPlane.Core.Execution;
 using ControlPlane.Core.Security;
 using ControlPlane.Web.Security;
 
@@ -9,22 +7,21 @@ public static class TokensApi
 {
     public static RouteGroupBuilder MapTokensApi(this RouteGroupBuilder api)
     {
-        api.MapPost("/tokens", async (CreateTokenRequest body, ControlPlaneDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
-        {
-            var errors = new List<Core.SettingsError>();
-            if (string.IsNullOrWhiteSpace(body.Name) || body.Name.Length > 64) errors.Add(new("name", "is required (at most 64 characters)"));
-            if (!Enum.TryParse<Role>(body.Role, ignoreCase: false, out var role) || !Enum.IsDefined(role))
-                errors.Add(new("role", $"must be one of: {string.Join(", ", Enum.GetNames<Role>())}"));
-            var now = time.GetUtcNow();
-            if (body.ExpiresAt is { } exp && exp <= now) errors.Add(new("expiresAt", "must be in the future"));
-            if (errors.Count > 0) throw new ValidationException(errors);
+        var tokens = api.MapGroup("/tokens").WithTags("Tokens").RequirePermission(Permission.ManageTokens)
+            .RequireRateLimiting(SecurityHardening.TokensRateLimitPolicy);
 
-            var (token, secret) = ApiToken.Issue(body.Name!.Trim(), role, http.ToActor(), now, body.ExpiresAt);
-            db.ApiTokens.Add(token);
-            await db.SaveChangesAsync(ct);
+        tokens.MapPost("", async (CreateTokenRequest body, TokenAdministration admin, HttpContext http, CancellationToken ct) =>
+        {
+            var (token, secret) = await admin.IssueAsync(body.Name, body.Role, body.ExpiresAt, http.ToActor(), ct);
             // The only time the plain token exists outside the caller: it is stored hashed.
-            return TypedResults.Created($"/api/v1/tokens/{token.Id}", new CreatedTokenDto(token.Id, token.Name, role.ToString(), token.ExpiresAt, secret));
-        }).WithTags("Tokens").RequirePermission(Permission.ManageTokens);
+            return TypedResults.Created($"/api/v1/tokens/{token.Id}", new CreatedTokenDto(token.Id, token.Name, token.Role, token.ExpiresAt, secret));
+        });
+
+        // Never a secret or a hash: name, role, dates and whether it is still usable.
+        tokens.MapGet("", async (TokenAdministration admin, CancellationToken ct) => TypedResults.Ok(await admin.ListAsync(ct)));
+
+        tokens.MapDelete("/{id:guid}", async (Guid id, TokenAdministration admin, HttpContext http, CancellationToken ct) =>
+            TypedResults.Ok(await admin.RevokeAsync(id, http.ToActor(), ct)));
         return api;
     }
 }

@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using ControlPlane.Core.Security;
 using Microsoft.AspNetCore.Authorization;
 
@@ -6,18 +7,35 @@ namespace ControlPlane.Web.Security;
 public static class PermissionPolicies
 {
     /// <summary>
-    /// One authorization policy per <see cref="Permission"/>, built from the single role table in Core. Programs authenticate
-    /// with a bearer token, people in the browser with the sign-in cookie (e.g. the audit export download).
+    /// One authorization policy per <see cref="Permission"/>, built from the single role table in Core, for pages, API and
+    /// hub alike. Programs authenticate with a bearer token, people in the browser with the session cookie.
+    /// API changes (anything but GET/HEAD/OPTIONS under /api) must be authorized by the bearer token: a browser sends the
+    /// cookie on its own, so honouring it there would open the API to cross-site request forgery.
     /// </summary>
     public static AuthorizationBuilder AddPermissionPolicies(this AuthorizationBuilder builder)
     {
         foreach (var permission in Enum.GetValues<Permission>())
+        {
+            var roles = Permissions.RolesFor(permission).Select(r => r.ToString()).ToArray();
             builder.AddPolicy(Permissions.PolicyName(permission), p => p
-                .AddAuthenticationSchemes(BearerTokenAuthenticationHandler.SchemeName, DevSignIn.CookieScheme)
+                .AddAuthenticationSchemes(BearerTokenAuthenticationHandler.SchemeName, AccountSignIn.CookieScheme)
                 .RequireAuthenticatedUser()
-                .RequireRole(Permissions.RolesFor(permission).Select(r => r.ToString())));
+                .RequireAssertion(ctx => Allows(ctx.User, ctx.Resource as HttpContext, roles)));
+        }
         return builder;
     }
+
+    private static bool Allows(ClaimsPrincipal user, HttpContext? http, string[] roles) =>
+        http is not null && IsApiChange(http.Request)
+            ? user.Identities.Any(i => i.IsAuthenticated && i.AuthenticationType == BearerTokenAuthenticationHandler.SchemeName
+                                       && roles.Any(r => i.HasClaim(ClaimTypes.Role, r)))
+            : roles.Any(user.IsInRole);
+
+    public static bool IsApiChange(HttpRequest request) =>
+        request.Path.StartsWithSegments("/api") && !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method) && !HttpMethods.IsOptions(request.Method);
+
+    public static bool HasBearerIdentity(ClaimsPrincipal user) =>
+        user.Identities.Any(i => i.IsAuthenticated && i.AuthenticationType == BearerTokenAuthenticationHandler.SchemeName);
 
     public static TBuilder RequirePermission<TBuilder>(this TBuilder endpoint, Permission permission) where TBuilder : IEndpointConventionBuilder =>
         endpoint.RequireAuthorization(Permissions.PolicyName(permission));

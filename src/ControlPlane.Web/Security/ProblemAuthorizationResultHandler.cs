@@ -24,14 +24,18 @@ public sealed class ProblemAuthorizationResultHandler(IProblemDetailsService pro
         var permission = context.GetEndpoint()?.Metadata.GetOrderedMetadata<IAuthorizeData>()
             .Select(a => a.Policy).FirstOrDefault(p => p?.StartsWith("permission:", StringComparison.Ordinal) == true)?["permission:".Length..];
         var allowed = Enum.TryParse<Permission>(permission, out var p) ? string.Join(", ", Permissions.RolesFor(p)) : "another role";
+        var cookieOnlyChange = !result.Challenged && PermissionPolicies.IsApiChange(context.Request) && !PermissionPolicies.HasBearerIdentity(context.User);
         var (status, title, detail) = result.Challenged
             ? (StatusCodes.Status401Unauthorized, "Not signed in",
                 "Send a valid API token as 'Authorization: Bearer <token>' (POST /api/v1/tokens creates one; an Admin can issue it).")
+            : cookieOnlyChange
+            ? (StatusCodes.Status401Unauthorized, "API token required",
+                "Changes through the API need 'Authorization: Bearer <token>'; the browser session cookie is accepted for reads only (protection against cross-site request forgery).")
             : (StatusCodes.Status403Forbidden, "Not allowed for this role",
                 $"{context.User.Identity?.Name} ({context.User.FindFirst(ClaimTypes.Role)?.Value}) may not {Describe(permission)}; allowed roles: {allowed}.");
         // The API's own scheme answers (WWW-Authenticate: Bearer), never a redirect to a sign-in page.
         var scheme = policy.AuthenticationSchemes.FirstOrDefault() ?? BearerTokenAuthenticationHandler.SchemeName;
-        if (result.Challenged) await context.ChallengeAsync(scheme);
+        if (result.Challenged || cookieOnlyChange) await context.ChallengeAsync(BearerTokenAuthenticationHandler.SchemeName);
         else await context.ForbidAsync(scheme);
         context.Response.StatusCode = status;
         await problems.TryWriteAsync(new() { HttpContext = context, ProblemDetails = { Status = status, Title = title, Detail = detail } });
@@ -46,6 +50,7 @@ public sealed class ProblemAuthorizationResultHandler(IProblemDetailsService pro
         nameof(Permission.Rollback) => "roll back",
         nameof(Permission.ReadAudit) => "read the audit trail",
         nameof(Permission.ManageTokens) => "manage API tokens",
+        nameof(Permission.ManageUsers) => "manage users",
         nameof(Permission.RegisterApplication) => "register applications",
         _ => "do this",
     };

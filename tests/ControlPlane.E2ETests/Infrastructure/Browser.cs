@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 using Microsoft.Playwright;
 
@@ -36,23 +37,51 @@ public sealed class Browser : IAsyncDisposable
         return new Browser(playwright, browser, testName);
     }
 
-    /// <summary>A separate browser context (its own cookies), signed in through the sign-in page.</summary>
+    /// <summary>The password the E2E tests give every person they create (at least 12 characters, as the policy asks).</summary>
+    public static string PasswordFor(string name) => $"{name}-e2e-Passw0rd!";
+
+    /// <summary>
+    /// A separate browser context (its own cookies), signed in through the real sign-in page as a local account with the
+    /// role — created first through the users API with the bootstrap admin token, as an admin would.
+    /// </summary>
     public async Task<IPage> SignInAsync(Uri server, string name, string role)
+    {
+        await EnsureUserAsync(server, name, role);
+        var page = await NewPageAsync(server);
+        await page.GotoAsync("/");
+        // Not signed in: the dashboard sends people to the sign-in page.
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/signin"));
+        await ScreenshotAsync(page, "signin");
+        await page.Locator("#userName").FillAsync(name);
+        await page.Locator("#password").FillAsync(PasswordFor(name));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-user")).ToHaveTextAsync(name);
+        await Assertions.Expect(page.GetByTestId("signed-in-role")).ToHaveTextAsync(role);
+        return page;
+    }
+
+    /// <summary>A fresh browser context; every Content-Security-Policy violation it reports is kept in <see cref="CspViolations"/>.</summary>
+    public async Task<IPage> NewPageAsync(Uri server)
     {
         var context = await _browser.NewContextAsync(new() { BaseURL = server.ToString(), ViewportSize = new() { Width = 1440, Height = 900 }, AcceptDownloads = true });
         context.SetDefaultTimeout(15_000);
         var page = await context.NewPageAsync();
-        await page.GotoAsync("/");
-        // Not signed in: the dashboard sends people to the sign-in page.
-        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/signin"));
-        await Assertions.Expect(page.GetByText("Development sign-in — replaced by real accounts later")).ToBeVisibleAsync();
-        await ScreenshotAsync(page, "signin");
-        await page.Locator("#name").FillAsync(name);
-        await page.Locator($"input[name=role][value={role}]").CheckAsync();
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await Assertions.Expect(page.GetByTestId("signed-in-user")).ToHaveTextAsync(name);
-        await Assertions.Expect(page.GetByTestId("signed-in-role")).ToHaveTextAsync(role);
+        page.Console += (_, message) =>
+        {
+            if (message.Text.Contains("Content Security Policy", StringComparison.OrdinalIgnoreCase)) CspViolations.Add(message.Text);
+        };
         return page;
+    }
+
+    public List<string> CspViolations { get; } = [];
+
+    private static async Task EnsureUserAsync(Uri server, string name, string role)
+    {
+        using var api = new HttpClient { BaseAddress = server };
+        api.DefaultRequestHeaders.Authorization = new("Bearer", DashboardServer.AdminToken);
+        var response = await api.PostAsJsonAsync("/api/v1/users", new { userName = name, role, password = PasswordFor(name) }, TestContext.Current.CancellationToken);
+        if (response.StatusCode == System.Net.HttpStatusCode.Conflict) return; // created earlier (e.g. through the other replica)
+        Assert.True(response.IsSuccessStatusCode, $"creating {name} ({role}) → {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)}");
     }
 
     /// <summary>Saves a full-page screenshot under artifacts/e2e-screenshots (kept by CI with the test results).</summary>

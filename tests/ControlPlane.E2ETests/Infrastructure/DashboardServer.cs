@@ -16,6 +16,7 @@ namespace ControlPlane.E2ETests.Infrastructure;
 public sealed class DashboardServer : WebApplicationFactory<Program>
 {
     public const string AdminToken = "e2e-bootstrap-admin-token";
+    public const string InitialAdminPassword = "e2e-initial-admin-password";
 
     private readonly string _connectionString;
     private readonly bool _replica;
@@ -54,7 +55,7 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
         builder.UseSetting("ControlPlane:Demo:Enabled", _replica ? "false" : "true");
         builder.UseSetting("ControlPlane:Demo:RouterPort", "0");
-        builder.UseSetting("ControlPlane:DevSignIn:Enabled", "true");
+        builder.UseSetting("ControlPlane:Identity:InitialAdminPassword", InitialAdminPassword);
         builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
     }

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using ControlPlane.Core;
+using ControlPlane.Core.Audit;
+using ControlPlane.Core.Data;
+using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Execution;
+using ControlPlane.Core.Identity;
+using ControlPlane.Core.Security;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+
+namespace ControlPlane.Web.Security;
+
+public sealed record UserSummary(string UserName, string Role, DateTimeOffset CreatedAt, DateTimeOffset? LockedUntil, int FailedAttempts);
+
+/// <summary>
+/// Local account administration for the admin pages and the users API alike: validates, applies the change through
+/// ASP.NET Core Identity and records the audit event (never a password). Callers have checked <see cref="Permission.ManageUsers"/>.
+/// </summary>
+public sealed class UserAdministration(UserManager<ControlPlaneUser> users, ControlPlaneDbContext db, TimeProvider time)
+{
+    public async Task<IReadOnlyList<UserSummary>> ListAsync(CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var all = await db.Users.AsNoTracking().OrderBy(u => u.UserName).ToListAsync(ct);
+        return [.. all.Select(u => new UserSummary(u.UserName!, u.Role.ToString(), u.CreatedAt, u.LockoutEnd > now ? u.LockoutEnd : null, u.AccessFailedCount))];
+    }
+
+    public async Task<UserSummary> CreateAsync(string? userName, string? role, string? password, Actor by, CancellationToken ct)
+    {
+        var errors = new List<SettingsError>();
+        var name = userName?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > 64) errors.Add(new("userName", "is required (at most 64 characters)"));
+        var parsed = ParseRole(role, errors);
+        if (string.IsNullOrEmpty(password)) errors.Add(new("password", "is required"));
+        if (errors.Count > 0) throw new ValidationException(errors);
+        if (await users.FindByNameAsync(name!) is not null) throw DomainException.Conflict($"A user named '{name}' already exists.");
+
+        var user = new ControlPlaneUser(name!, parsed, time.GetUtcNow());
+        // Validate everything before recording the audit event, so a refused request leaves nothing pending.
+        foreach (var validator in users.UserValidators)
+        {
+            var check = await validator.ValidateAsync(users, user);
+            if (!check.Succeeded) throw new ValidationException([.. check.Errors.Select(e => new SettingsError("userName", e.Description))]);
+        }
+        foreach (var validator in users.PasswordValidators)
+        {
+            var check = await validator.ValidateAsync(users, user, password!);
+            if (!check.Succeeded) throw new ValidationException([.. check.Errors.Select(e => new SettingsError("password", e.Description))]);
+        }
+        db.Record(AuditEvent.Create(by, "user.created", time.GetUtcNow(), after: parsed.ToString(),
+            details: JsonSerializer.Serialize(new { userName = name, role = parsed.ToString() })));
+        Ensure(await users.CreateAsync(user, password!), "userName");
+        return Summary(user);
+    }
+
+    public async Task<UserSummary> ChangeRoleAsync(string userName, string? role, Actor by, CancellationToken ct)
+    {
+        var errors = new List<SettingsError>();
+        var parsed = ParseRole(role, errors);
+        if (errors.Count > 0) throw new ValidationException(errors);
+        var user = await FindAsync(userName);
+        if (user.Role == parsed) return Summary(user);
+        if (user.Role == Role.Admin) await EnsureAnotherAdminAsync(user, "change the role of", ct);
+        var before = user.Role;
+        user.Role = parsed;
+        db.Record(AuditEvent.Create(by, "user.role-changed", time.GetUtcNow(), before: before.ToString(), after: parsed.ToString(),
+            details: JsonSerializer.Serialize(new { userName = user.UserName })));
+        // A new security stamp ends the person's existing sessions, so the new role applies at once.
+        Ensure(await users.UpdateSecurityStampAsync(user), "role");
+        return Summary(user);
+    }
+
+    public async Task<UserSummary> LockAsync(string userName, Actor by, CancellationToken ct)
+    {
+        var user = await FindAsync(userName);
+        if (IsSelf(user, by)) throw DomainException.Conflict("You cannot lock your own account; ask another admin.");
+        if (user.Role == Role.Admin) await EnsureAnotherAdminAsync(user, "lock", ct);
+        db.Record(AuditEvent.Create(by, "user.locked", time.GetUtcNow(), details: JsonSerializer.Serialize(new { userName = user.UserName })));
+        user.LockoutEnabled = true;
+        user.LockoutEnd = DateTimeOffset.MaxValue;
+        Ensure(await users.UpdateSecurityStampAsync(user), "userName");
+        return Summary(user);
+    }
+
+    public async Task<UserSummary> UnlockAsync(string userName, Actor by, CancellationToken ct)
+    {
+        var user = await FindAsync(userName);
+        db.Record(AuditEvent.Create(by, "user.unlocked", time.GetUtcNow(), details: JsonSerializer.Serialize(new { userName = user.UserName })));
+        user.LockoutEnd = null;
+        user.AccessFailedCount = 0;
+        Ensure(await users.UpdateAsync(user), "userName");
+        return Summary(user);
+    }
+
+    public async Task DeleteAsync(string userName, Actor by, CancellationToken ct)
+    {
+        var user = await FindAsync(userName);
+        if (IsSelf(user, by)) throw DomainException.Conflict("You cannot delete your own account; ask another admin.");
+        if (user.Role == Role.Admin) await EnsureAnotherAdminAsync(user, "delete", ct);
+        db.Record(AuditEvent.Create(by, "user.deleted", time.GetUtcNow(), before: user.Role.ToString(),
+            details: JsonSerializer.Serialize(new { userName = user.UserName })));
+        Ensure(await users.DeleteAsync(user), "userName");
+    }
+
+    private static bool IsSelf(ControlPlaneUser user, Actor by) =>
+        by.Kind == ActorKind.User && string.Equals(user.UserName, by.Name, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Somebody must always be able to administer ControlPlane: the last usable Admin stays an Admin.</summary>
+    private async Task EnsureAnotherAdminAsync(ControlPlaneUser user, string what, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var others = await db.Users.CountAsync(u => u.Id != user.Id && u.Role == Role.Admin && (u.LockoutEnd == null || u.LockoutEnd <= now), ct);
+        if (others == 0) throw DomainException.Conflict($"Cannot {what} '{user.UserName}': it is the last usable Admin account.");
+    }
+
+    private async Task<ControlPlaneUser> FindAsync(string userName) =>
+        await users.FindByNameAsync(userName) ?? throw DomainException.NotFound($"There is no user named '{userName}'.");
+
+    private static Role ParseRole(string? role, List<SettingsError> errors)
+    {
+        if (Enum.TryParse<Role>(role, ignoreCase: false, out var parsed) && Enum.IsDefined(parsed)) return parsed;
+        errors.Add(new("role", $"must be one of: {string.Join(", ", Enum.GetNames<Role>())}"));
+        return default;
+    }
+
+    private static void Ensure(IdentityResult result, string field)
+    {
+        if (!result.Succeeded) throw new ValidationException([.. result.Errors.Select(e => new SettingsError(field, e.Description))]);
+    }
+
+    private UserSummary Summary(ControlPlaneUser u) =>
+        new(u.UserName!, u.Role.ToString(), u.CreatedAt, u.LockoutEnd > time.GetUtcNow() ? u.LockoutEnd : null, u.AccessFailedCount);
+}
