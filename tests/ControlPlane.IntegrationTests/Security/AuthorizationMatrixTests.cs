@@ -24,6 +24,8 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
         [Permission.Rollback] = [Role.Admin, Role.ReleaseManager, Role.OnCall],
         [Permission.ManageTokens] = [Role.Admin],
         [Permission.ManageUsers] = [Role.Admin],
+        [Permission.ManageFreezeWindows] = [Role.Admin],
+        [Permission.OverrideFreeze] = [Role.Admin],
         [Permission.ReadAudit] = [Role.Admin, Role.Auditor],
         [Permission.ViewApplications] = [Role.Admin, Role.ReleaseManager, Role.OnCall, Role.Auditor, Role.Viewer],
     };
@@ -45,6 +47,10 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
         (Permission.ManageUsers, HttpMethod.Put, "/api/v1/users/nobody/role", new { role = "Viewer" }),
         (Permission.ManageUsers, HttpMethod.Post, "/api/v1/users/nobody/lock", null),
         (Permission.ManageUsers, HttpMethod.Delete, "/api/v1/users/nobody", null),
+        (Permission.ManageFreezeWindows, HttpMethod.Post, "/api/v1/applications/no-such-app/freeze-windows", new { }),
+        (Permission.ManageFreezeWindows, HttpMethod.Delete, $"/api/v1/applications/no-such-app/freeze-windows/{Missing}", null),
+        (Permission.ManageFreezeWindows, HttpMethod.Post, "/api/v1/freeze-windows", new { }),
+        (Permission.ManageFreezeWindows, HttpMethod.Delete, $"/api/v1/freeze-windows/{Missing}", null),
         (Permission.ReadAudit, HttpMethod.Get, "/api/v1/audit/verify", null),
     ];
 
