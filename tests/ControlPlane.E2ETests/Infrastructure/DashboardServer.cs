@@ -50,6 +50,8 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        // Production, as users and containers run it: Development would hide missing static assets and detailed-error leaks.
+        builder.UseEnvironment("Production");
         builder.UseSetting("urls", "http://127.0.0.1:0");
         builder.UseSetting("ConnectionStrings:ControlPlane", _connectionString);
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
