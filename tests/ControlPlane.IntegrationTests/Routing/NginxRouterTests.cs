@@ -155,47 +155,10 @@ public sealed class NginxRouterTests : IAsyncLifetime
         var binding = LuaBinding();
         var publicUrl = await router.AttachAsync(binding, Slot.Blue, ct);
 
-        using var loadClient = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = Workers });
-        long total = 0, failures = 0, blueAnswers = 0, greenAnswers = 0;
-        string? firstFailure = null;
-        var stopping = false;
-
-        async Task WorkerAsync()
-        {
-            // Stop by flag, not by cancelling: a cancelled request would be an exception we would have to excuse.
-            while (!Volatile.Read(ref stopping))
-            {
-                try
-                {
-                    using var response = await loadClient.GetAsync(publicUrl, ct);
-                    var body = await response.Content.ReadAsStringAsync(ct);
-                    var answer = response.IsSuccessStatusCode ? JsonSerializer.Deserialize<BackendAnswer>(body, JsonSerializerOptions.Web) : null;
-                    if (answer is { Version: "1.0.0", Slot: "blue" }) Interlocked.Increment(ref blueAnswers);
-                    else if (answer is { Version: "2.0.0", Slot: "green" }) Interlocked.Increment(ref greenAnswers);
-                    else Fail($"HTTP {(int)response.StatusCode}: {body}");
-                }
-                catch (Exception ex) when (ex is HttpRequestException or JsonException or IOException)
-                {
-                    Fail(ex.ToString());
-                }
-                Interlocked.Increment(ref total);
-            }
-        }
-
-        void Fail(string what)
-        {
-            Interlocked.Increment(ref failures);
-            Interlocked.CompareExchange(ref firstFailure, what, null);
-        }
-
-        var workers = Enumerable.Range(0, Workers).Select(_ => Task.Run(WorkerAsync, ct)).ToArray();
         var reloads = nginx.ReloadCount;
+        var load = await KeepAliveLoad.StartAsync(publicUrl, Workers, ct);
         try
         {
-            // Let every worker get going before the first switch (bounded: at most ~5 s).
-            for (var i = 0; i < 100 && Interlocked.Read(ref total) < 100; i++)
-                await Task.Delay(50, ct);
-
             foreach (var (slot, version) in Enumerable.Repeat(new[] { (Slot.Green, "2.0.0"), (Slot.Blue, "1.0.0") }, Cycles).SelectMany(x => x))
             {
                 await router.SwitchAsync(binding, slot, ct);
@@ -206,16 +169,10 @@ public sealed class NginxRouterTests : IAsyncLifetime
         }
         finally
         {
-            Volatile.Write(ref stopping, true);
-            await Task.WhenAll(workers);
+            await load.StopAsync();
         }
 
-        TestContext.Current.TestOutputHelper?.WriteLine(
-            $"load: {2 * Cycles} switches, {total} requests, {failures} failed, {blueAnswers} from blue, {greenAnswers} from green");
-
-        Assert.True(failures == 0, $"{failures} of {total} requests failed; first: {firstFailure}\n{nginx.ErrorLogTail()}");
-        Assert.True(total >= 500, $"only {total} requests were made: the load was not meaningful");
-        Assert.True(blueAnswers > 0 && greenAnswers > 0, $"blue answered {blueAnswers}, green answered {greenAnswers}: both must have served");
+        load.AssertNoFailedRequest(nginx.ErrorLogTail());
         Assert.Equal(reloads, nginx.ReloadCount);
         Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, ct));
     }
