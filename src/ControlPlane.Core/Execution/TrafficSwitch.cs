@@ -60,6 +60,37 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
     /// </summary>
     public async Task<RollbackOutcome> RollbackAsync(string application, Actor by, string reason, Guid? onlyIfMonitoring, CancellationToken cancellationToken)
     {
+        // The worker may save the same deployment meanwhile (a monitoring tick). The flip is idempotent, so on a conflict
+        // the whole rollback runs again on fresh state; only if it can never be recorded is the router put back.
+        for (var attempt = 1; ; attempt++)
+        {
+            _flipped = null;
+            try
+            {
+                return await RollbackOnceAsync(application, by, reason, onlyIfMonitoring, cancellationToken);
+            }
+            catch (Exception ex) when (IsConflict(ex) && attempt < 4)
+            {
+                logger.LogInformation("Rollback of {Application} met a concurrent change; trying again ({Attempt})", application, attempt);
+                db.ChangeTracker.Clear();
+            }
+            catch (Exception ex) when (IsConflict(ex) && _flipped is { } flipped)
+            {
+                db.ChangeTracker.Clear();
+                var revert = await RevertAsync(flipped.Router, flipped.Binding, flipped.From, CancellationToken.None);
+                throw DomainException.Conflict($"The rollback of {application} could not be recorded (concurrent changes kept conflicting).{revert} Try again.");
+            }
+        }
+    }
+
+    private (ITrafficRouter Router, RouterBinding Binding, Slot From)? _flipped;
+
+    private static bool IsConflict(Exception ex) =>
+        ex is DbUpdateConcurrencyException || ex.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected or Npgsql.PostgresErrorCodes.SerializationFailure }
+        || ex is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected or Npgsql.PostgresErrorCodes.SerializationFailure };
+
+    private async Task<RollbackOutcome> RollbackOnceAsync(string application, Actor by, string reason, Guid? onlyIfMonitoring, CancellationToken cancellationToken)
+    {
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
         await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE name = {application} FOR UPDATE", cancellationToken);
         var app = await db.Applications.SingleOrDefaultAsync(a => a.Name == application, cancellationToken)
@@ -70,7 +101,12 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
             .Where(x => x.ApplicationId == app.Id && x.TargetSlot == app.LiveSlot &&
                         (x.State == DeploymentState.Monitoring || x.State == DeploymentState.Succeeded))
             .OrderByDescending(x => x.CreatedAt).FirstOrDefaultAsync(cancellationToken);
-        if (live is not null) await db.Entry(live).ReloadAsync(cancellationToken);
+        if (live is not null)
+        {
+            // Locked after the application row (the order every writer uses), so the worker cannot save it under us.
+            await db.Database.ExecuteSqlAsync($"SELECT 1 FROM deployments WHERE id = {live.Id} FOR UPDATE", cancellationToken);
+            await db.Entry(live).ReloadAsync(cancellationToken);
+        }
         if (onlyIfMonitoring is { } id && (live?.Id != id || live.State != DeploymentState.Monitoring))
             return new(false, app.LiveSlot, app.LiveVersion, "the deployment is no longer being monitored");
 
@@ -89,6 +125,7 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
         var binding = providers.RouterBindingFor(app);
         var from = app.LiveSlot;
         var fromVersion = app.LiveVersion;
+        _flipped = (router, binding, app.LiveSlot);
         await router.SwitchAsync(binding, previous, cancellationToken);
         var proof = await router.VerifyDataPlaneAsync(binding, previous, previousVersion, cancellationToken);
         if (!proof.Verified)
