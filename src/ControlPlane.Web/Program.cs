@@ -3,12 +3,9 @@ using ControlPlane.Core;
 using ControlPlane.Core.Audit;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Data;
-using ControlPlane.Core.Deployers;
 using ControlPlane.Core.Execution;
 using ControlPlane.Core.Notifications;
-using ControlPlane.Core.Kubernetes;
 using ControlPlane.Core.Routing;
-using ControlPlane.Core.Routing.Aws;
 using ControlPlane.Web.Api;
 using ControlPlane.Web.Components;
 using ControlPlane.Web.Demo;
@@ -47,26 +44,7 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<ChangeNotifier>();
 builder.Services.AddHttpClient(HttpCheckRunner.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
     .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromSeconds(30) });
-builder.Services.AddSingleton<DataPlaneProbe>(sp => new DataPlaneProbe(sp.GetRequiredService<TimeProvider>()));
-builder.Services.AddSingleton<EmbeddedRouter>();
-builder.Services.AddSingleton<ITrafficRouter>(sp => sp.GetRequiredService<EmbeddedRouter>());
-builder.Services.AddSingleton<ITrafficRouter, NginxRouter>();
-// Kubernetes: Service selector router and Deployment-per-slot deployer (kubeconfig or in-cluster service account).
-builder.Services.AddSingleton<IKubernetesClientFactory>(_ => new KubernetesClientFactory());
-builder.Services.AddSingleton<ITrafficRouter>(sp => new KubernetesRouter(sp.GetRequiredService<IKubernetesClientFactory>(),
-    sp.GetRequiredService<DataPlaneProbe>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesRouter>>()));
-builder.Services.AddSingleton<ISlotDeployer>(sp => new KubernetesDeployer(sp.GetRequiredService<IKubernetesClientFactory>(),
-    sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesDeployer>>()));
-builder.Services.AddSingleton<ProcessDeployer>();
-builder.Services.AddSingleton<ISlotDeployer>(sp => sp.GetRequiredService<ProcessDeployer>());
-// AWS Application Load Balancer router (thin ELBv2 Query client on AWSSDK.Core credentials) and the external deployer.
-builder.Services.AddHttpClient(ElbV2Client.HttpClientName);
-builder.Services.AddSingleton<IAwsCredentialsSource, AwsSdkCredentialsSource>();
-builder.Services.AddSingleton<AwsAlbRouter>();
-builder.Services.AddSingleton<ITrafficRouter>(sp => sp.GetRequiredService<AwsAlbRouter>());
-builder.Services.AddHttpClient(ExternalDeployer.HttpClientName);
-builder.Services.AddSingleton<ExternalDeployer>();
-builder.Services.AddSingleton<ISlotDeployer>(sp => sp.GetRequiredService<ExternalDeployer>());
+builder.Services.AddRoutersAndDeployers();
 builder.Services.AddSingleton<ProviderRegistry>();
 builder.Services.AddSingleton<HttpCheckRunner>();
 builder.Services.AddScoped<DeploymentReconciler>();
