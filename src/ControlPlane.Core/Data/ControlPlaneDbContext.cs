@@ -287,6 +287,8 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             {
                 case Application a: notices.Add(new(ChangeNotice.ApplicationKind, a.Name, null)); break;
                 case Deployment d: notices.Add(new(ChangeNotice.DeploymentKind, d.ApplicationName, d.Id)); break;
+                // A freeze window changes what every view of its application shows (a global one: of every application).
+                case FreezeWindow w: notices.Add(new(ChangeNotice.ApplicationKind, w.ApplicationName, null)); break;
             }
         }
         // Owned slot state and child rows (steps, approvals) change without their owner being marked modified.

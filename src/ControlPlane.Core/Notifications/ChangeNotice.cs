@@ -15,4 +15,12 @@ public sealed record ChangeNotice(
     public const string ApplicationKind = "application";
     public const string DeploymentKind = "deployment";
     public const string AuditKind = "audit";
+
+    /// <summary>
+    /// Whether a view of <paramref name="application"/> (null: of all applications) should refresh. Audit notices ride along
+    /// with every save and never change what these views show; a notice without an application (the listener's reconnect)
+    /// concerns everyone.
+    /// </summary>
+    public bool Concerns(string? application) =>
+        Kind != AuditKind && (application is null || Application is null || Application == application);
 }

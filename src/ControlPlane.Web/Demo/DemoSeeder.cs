@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Data;
@@ -55,8 +53,8 @@ public static class DemoSeeder
         {
             command = dotnet,
             arguments = new[] { dll, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
-            bluePort = FreePort(),
-            greenPort = FreePort(),
+            bluePort = LoopbackPorts.PickForLater(),
+            greenPort = LoopbackPorts.PickForLater(),
             healthPath = "/healthz",
             startTimeoutSeconds = 30,
         };
@@ -76,12 +74,5 @@ public static class DemoSeeder
             throw new InvalidOperationException($"The demo configuration (ControlPlane:Demo:*) is invalid: {ex.Message}", ex);
         }
         logger.LogInformation("Seeded the demo application {Application} (blue 1.0.0 live)", DemoOptions.ApplicationName);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -11,7 +11,7 @@ public static class TestApplications
         var response = await admin.PostAsJsonAsync("/api/v1/applications", new
         {
             name,
-            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = ControlPlaneProcess.FreePort() } },
+            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = Core.Deployers.LoopbackPorts.PickForLater() } },
             deployer = new
             {
                 kind = "process",
@@ -19,8 +19,8 @@ public static class TestApplications
                 {
                     command = Core.Deployers.DemoAppLocator.DotnetHost(),
                     arguments = new[] { dll, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
-                    bluePort = ControlPlaneProcess.FreePort(),
-                    greenPort = ControlPlaneProcess.FreePort(),
+                    bluePort = Core.Deployers.LoopbackPorts.PickForLater(),
+                    greenPort = Core.Deployers.LoopbackPorts.PickForLater(),
                     healthPath = "/healthz",
                     startTimeoutSeconds = 30,
                 },
