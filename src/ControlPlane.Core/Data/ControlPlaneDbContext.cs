@@ -235,6 +235,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             : null;
         try
         {
+            await LockApplicationsAsync(cancellationToken);
             if (events.Count > 0) await ChainAsync(events, cancellationToken);
             var written = await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
             foreach (var notice in notices)
@@ -254,6 +255,27 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         {
             if (ownTransaction is not null) await ownTransaction.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// One lock order for every writer: the application rows a save touches (in id order), then the audit chain, then
+    /// deployments. Without it a save that takes the audit lock and then touches an application row (an UPDATE, or the
+    /// key-share lock of inserting a deployment) deadlocks with a rollback or worker step holding that row.
+    /// </summary>
+    private async Task LockApplicationsAsync(CancellationToken cancellationToken)
+    {
+        var ids = ChangeTracker.Entries()
+            .Where(e => e.State is EntityState.Modified or EntityState.Deleted or EntityState.Added)
+            .Select(e => e.Entity switch
+            {
+                Application a when e.State != EntityState.Added => a.Id,
+                Deployment d => d.ApplicationId,
+                FreezeWindow w => w.ApplicationId,
+                _ => (Guid?)null,
+            })
+            .OfType<Guid>().Distinct().Order().ToArray();
+        if (ids.Length > 0)
+            await Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = ANY({ids}) ORDER BY id FOR UPDATE", cancellationToken);
     }
 
     private async Task ChainAsync(List<AuditEvent> events, CancellationToken cancellationToken)

@@ -39,20 +39,7 @@ public sealed class DeploymentReconciler(
             d.NoteProgress($"{d.State}: {ex.Message} — retrying in {FaultRetry.TotalSeconds:0} s", time.GetUtcNow());
             d.RunAgainAt(time.GetUtcNow() + FaultRetry);
         }
-        await SaveUnderApplicationLockAsync(d.ApplicationId, cancellationToken);
-    }
-
-    /// <summary>
-    /// Every writer locks the application row before the deployment row (rollback, switch, here), so a person's rollback
-    /// and a monitoring tick wait for each other instead of deadlocking; the loser sees a concurrency conflict and re-reads.
-    /// </summary>
-    private async Task SaveUnderApplicationLockAsync(Guid applicationId, CancellationToken cancellationToken)
-    {
-        if (!db.ChangeTracker.HasChanges()) return;
-        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = {applicationId} FOR UPDATE", cancellationToken);
         await db.SaveChangesAsync(cancellationToken);
-        await tx.CommitAsync(cancellationToken);
     }
 
     private static readonly TimeSpan FaultRetry = TimeSpan.FromSeconds(5);
@@ -81,7 +68,7 @@ public sealed class DeploymentReconciler(
                 await ReadyToSwitchAsync(app, d, now, cancellationToken);
                 break;
             case Switching:
-                await SaveUnderApplicationLockAsync(app.Id, cancellationToken);
+                await db.SaveChangesAsync(cancellationToken);
                 await trafficSwitch.CompleteSwitchAsync(d.Id, cancellationToken);
                 break;
             case Monitoring:
@@ -197,7 +184,7 @@ public sealed class DeploymentReconciler(
 
         var reason = $"check '{breach.Name}' failed on {d.TargetSlot.Name()} ({d.Version}) during monitoring: {breach.Message}";
         logger.LogWarning("Breach on {Application}: {Reason}; rolling back automatically", app.Name, reason);
-        await SaveUnderApplicationLockAsync(app.Id, cancellationToken);
+        await db.SaveChangesAsync(cancellationToken);
         try
         {
             await trafficSwitch.RollbackAsync(app.Name, Actor.System, reason, d.Id, cancellationToken);
