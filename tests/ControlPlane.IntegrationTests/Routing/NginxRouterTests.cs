@@ -85,7 +85,7 @@ public sealed class NginxRouterTests : IAsyncLifetime
         Assert.True(greenProof.Verified, greenProof.Message + "\n" + nginx.ErrorLogTail());
         Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
         // A graceful reload lets old workers drain: a new connection may still meet one for a moment (the reason the docs
-        // recommend Lua mode). Within the same window the flow's probe allows, every answer must come from green.
+        // recommend Lua mode). Within the same window the flow's probe allows, green must be the one answering.
         var answer = await GetAnswerAsync(publicUrl);
         for (var i = 0; i < 50 && answer != new BackendAnswer(App, "2.0.0", "green"); i++)
         {
