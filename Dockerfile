@@ -8,12 +8,14 @@ COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY src/ControlPlane.Core/ControlPlane.Core.csproj src/ControlPlane.Core/
 COPY src/ControlPlane.Web/ControlPlane.Web.csproj src/ControlPlane.Web/
 COPY src/ControlPlane.DemoApp/ControlPlane.DemoApp.csproj src/ControlPlane.DemoApp/
+COPY src/ControlPlane.Router/ControlPlane.Router.csproj src/ControlPlane.Router/
 COPY migrations/ControlPlane.Migrations.csproj migrations/
 RUN dotnet restore src/ControlPlane.Web/ControlPlane.Web.csproj
 COPY . .
-# The Web project's build copies the demo app only into its bin/ folder, not into publish output: publish both.
+# The Web project's build copies the demo app and the router only into its bin/ folder, not into publish output: publish all three.
 RUN dotnet publish src/ControlPlane.Web -c Release -o /out/app --no-restore -p:UseAppHost=false \
- && dotnet publish src/ControlPlane.DemoApp -c Release -o /out/app/demo-app --no-restore -p:UseAppHost=false
+ && dotnet publish src/ControlPlane.DemoApp -c Release -o /out/app/demo-app --no-restore -p:UseAppHost=false \
+ && dotnet publish src/ControlPlane.Router -c Release -o /out/app/router --no-restore -p:UseAppHost=false
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
 # Slot process records and logs (ControlPlane:DataDirectory); must be writable by the non-root user.

@@ -9,4 +9,7 @@ public sealed class ControlPlaneOptions
     public string DataDirectory { get; set; } = ".controlplane";
 
     public string FullDataDirectory => Path.GetFullPath(DataDirectory);
+
+    /// <summary><c>ControlPlane.Router.dll</c> (or its folder) for the embedded router's processes; looked up when absent.</summary>
+    public string? RouterPath { get; set; }
 }

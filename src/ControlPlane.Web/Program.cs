@@ -55,7 +55,10 @@ builder.Services.AddScoped<AuditQuery>();
 builder.Services.AddScoped<AuditVerifier>();
 builder.Services.AddSingleton<AuditChainStatus>();
 
-builder.Services.AddHostedService<SlotProcessesLifetime>(); // stops slot processes after the workers stopped
+builder.Services.AddOptions<RuntimeOptions>().BindConfiguration(RuntimeOptions.Section);
+builder.Services.AddSingleton<DatabaseSupervisor>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<DatabaseSupervisor>());
+builder.Services.AddHostedService<SlotProcessesLifetime>(); // after the workers stopped: leaves slots and routers serving (or stops them, opt-in)
 builder.Services.AddSingleton<PostgresChangeListener>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<PostgresChangeListener>());
 builder.Services.AddSingleton<RuntimeLeadership>();
@@ -105,10 +108,11 @@ app.UseAntiforgery();
 
 app.MapStaticAssets();
 app.MapOpenApi();
-app.MapGet("/healthz", async (ControlPlaneDbContext db, CancellationToken ct) =>
-    await db.Database.CanConnectAsync(ct)
+// Bounded: a stopped or unreachable database gives a 503 with the reason within 2 s, never a hanging request.
+app.MapGet("/healthz", async (DatabaseSupervisor database, CancellationToken ct) =>
+    await database.CheckAsync(TimeSpan.FromSeconds(1.5), ct) is not { } problem
         ? Results.Ok(new { status = "ok" })
-        : Results.Problem("PostgreSQL is not reachable.", statusCode: StatusCodes.Status503ServiceUnavailable))
+        : Results.Problem($"PostgreSQL is not reachable: {problem}", statusCode: StatusCodes.Status503ServiceUnavailable))
     .AllowAnonymous().WithTags("Health");
 app.MapGroup("/api/v1")
     .MapApplicationsApi()

@@ -157,6 +157,36 @@ public sealed partial class EmbeddedPostgres : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether this cluster's server runs (<c>pg_ctl status</c>); a stopped (SIGSTOP) server still counts as running.</summary>
+    public Task<bool> IsRunningAsync(CancellationToken cancellationToken = default) =>
+        IsRunningAsync(_binDirectory, DataDirectory, _runAsSystemUser, cancellationToken);
+
+    /// <summary>
+    /// Starts the server again on the same port (so every connection string stays valid) after it stopped underneath us:
+    /// <c>pg_ctl stop</c>, a crash, an OOM kill. False when it already runs or we stopped it ourselves.
+    /// </summary>
+    public async Task<bool> StartAgainAsync(CancellationToken cancellationToken = default)
+    {
+        await _stopLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_stopped || await IsRunningAsync(cancellationToken))
+                return false;
+            var logOffset = File.Exists(LogFile) ? new FileInfo(LogFile).Length : 0;
+            var result = await RunToolAsync(_binDirectory, "pg_ctl",
+                ["start", "-w", "-t", "60", "-D", DataDirectory, "-l", LogFile, "-o", ServerOptions(DataDirectory, Port, _ephemeral)],
+                _runAsSystemUser, PgCtlTimeout, cancellationToken);
+            if (result.ExitCode != 0)
+                throw new EmbeddedPostgresException(
+                    $"pg_ctl start failed for {DataDirectory} on port {Port} (exit code {result.ExitCode}).{Environment.NewLine}{result.Output}{ServerLogTail(LogFile, logOffset)}");
+            return true;
+        }
+        finally
+        {
+            _stopLock.Release();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         try
@@ -601,6 +631,8 @@ public sealed partial class EmbeddedPostgres : IAsyncDisposable
         };
         foreach (var argument in arguments)
             startInfo.ArgumentList.Add(argument);
+        // The server inherits the tools' environment: never ControlPlane's configuration or secrets.
+        ControlPlane.Core.Deployers.ChildProcessEnvironment.Apply(startInfo);
 
         using var process = Process.Start(startInfo)
             ?? throw new EmbeddedPostgresException($"Could not start {fileName}.");

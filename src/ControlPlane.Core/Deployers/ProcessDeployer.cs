@@ -29,8 +29,6 @@ public sealed class ProcessDeployer(
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
     private const long MaxLogBytes = 1024 * 1024;
-    // The process writes its own PID before exec: even if ControlPlane dies right after spawning it, a restart can find it.
-    private const string ShellScript = "echo $$ >\"$2\"; exec >>\"$1\" 2>&1 </dev/null; shift 2; exec \"$@\"";
     private const string LaunchIdVariable = "CONTROLPLANE_LAUNCH_ID";
 
     private static readonly JsonSerializerOptions RecordJson = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -203,32 +201,19 @@ public sealed class ProcessDeployer(
         var now = timeProvider.GetUtcNow();
         PrepareLog(paths.Log, $"--- {now:O} ControlPlane starts {application}/{slot.Name()} {launch.Version} on port {port}: {launch.CommandLine}");
 
-        var setsid = File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : File.Exists("/bin/setsid") ? "/bin/setsid" : null;
-        var startInfo = new ProcessStartInfo(setsid ?? "/bin/sh") { UseShellExecute = false, WorkingDirectory = settings.WorkingDirectory ?? "" };
-        // setsid puts the process in a new session (no terminal Ctrl+C reaches it) and execs without forking, because a
-        // child of ours is not a group leader; sh then points stdio at the log and execs the command, so the PID stays ours.
-        if (setsid is not null)
-            startInfo.ArgumentList.Add("/bin/sh");
-        var pidFile = PidFileOf(paths.State);
-        foreach (var argument in (string[])["-c", ShellScript, "controlplane-slot", paths.Log, pidFile, launch.Command, .. launch.Arguments])
-            startInfo.ArgumentList.Add(argument);
-        // ControlPlane's own listen addresses must not leak into the slot process; the settings may set them again.
-        foreach (var inherited in (string[])["ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS"])
-            startInfo.Environment.Remove(inherited);
-        foreach (var (name, value) in launch.Environment)
-            startInfo.Environment[name] = value;
-
         // The intent is on disk before the process exists, so a crash between the spawn and the final record cannot orphan it.
         var launchId = Guid.NewGuid().ToString("N");
-        startInfo.Environment[LaunchIdVariable] = launchId;
-        File.Delete(pidFile);
-        WriteRecord(paths.State, new SlotProcessRecord(application, slot.Name(), launch.Version, 0, "", setsid is not null, port,
+        var pidFile = PidFileOf(paths.State);
+        var ownSession = DetachedProcess.OwnSession;
+        WriteRecord(paths.State, new SlotProcessRecord(application, slot.Name(), launch.Version, 0, "", ownSession, port,
             launch.Fingerprint, paths.Log, now, null, launchId));
 
         Process process;
         try
         {
-            process = Process.Start(startInfo) ?? throw new InvalidOperationException("Process.Start returned no process.");
+            // Only what the settings name (plus a minimal base): never ControlPlane's configuration or secrets.
+            process = DetachedProcess.Start(launch.Command, launch.Arguments, settings.WorkingDirectory, paths.Log, pidFile,
+                launch.Environment.Append(new(LaunchIdVariable, launchId)), "controlplane-slot");
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
@@ -239,7 +224,7 @@ public sealed class ProcessDeployer(
 
         // An empty identity never matches a live process: one that exited at once is then reported by the next call.
         var record = new SlotProcessRecord(application, slot.Name(), launch.Version, process.Id,
-            PosixProcess.StartIdentityOf(process.Id) ?? "", setsid is not null, port, launch.Fingerprint, paths.Log, now, null, launchId);
+            PosixProcess.StartIdentityOf(process.Id) ?? "", ownSession, port, launch.Fingerprint, paths.Log, now, null, launchId);
         WriteRecord(paths.State, record);
         logger.LogInformation("Started {App}/{Slot} {Version} as pid {Pid} on port {Port}", application, slot.Name(), launch.Version, process.Id, port);
         return SlotDeployResult.Pending($"Started {launch.Version} on the {slot.Name()} slot (pid {process.Id}, port {port}).", PollInterval);

@@ -86,17 +86,21 @@ internal static class PosixProcess
         }
     }
 
-    public static bool IsAlive(SlotProcessRecord record) =>
-        StartIdentityOf(record.Pid) is { } identity && identity == record.StartIdentity;
+    public static bool IsAlive(SlotProcessRecord record) => IsAlive(record.Pid, record.StartIdentity);
+
+    public static bool IsAlive(int pid, string startIdentity) =>
+        StartIdentityOf(pid) is { } identity && identity == startIdentity;
 
     /// <summary>Sends <paramref name="signal"/> to the process, or to its whole process group when it leads one.</summary>
-    public static void Signal(SlotProcessRecord record, int signal)
+    public static void Signal(SlotProcessRecord record, int signal) => Signal(record.Pid, record.StartIdentity, record.OwnSession, signal);
+
+    public static void Signal(int pid, string startIdentity, bool ownSession, int signal)
     {
-        if (!IsAlive(record))
+        if (!IsAlive(pid, startIdentity))
             return;
-        if (record.OwnSession && Kill(-record.Pid, signal) == 0)
+        if (ownSession && Kill(-pid, signal) == 0)
             return;
-        Kill(record.Pid, signal);
+        Kill(pid, signal);
     }
 
     // DllImport rather than LibraryImport: the latter needs AllowUnsafeBlocks for the whole Core project.

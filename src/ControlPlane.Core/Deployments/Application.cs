@@ -94,6 +94,18 @@ public sealed class Application : IRecordsAuditEvents
 
     public void AttachedAt(Uri publicUrl) => PublicUrl = publicUrl.ToString();
 
+    /// <summary>
+    /// Stores router settings the router resolved itself (an embedded router's <c>listenPort</c> 0 becomes the port it got),
+    /// so every restart serves the same URL. Audited; a no-op when nothing changes.
+    /// </summary>
+    public void PinRouterSettings(string settings, Actor by, DateTimeOffset now, string reason)
+    {
+        if (settings == RouterSettings) return;
+        var before = RouterSettings;
+        RouterSettings = settings;
+        Record(by, "router.settings-pinned", now, before: before, after: settings, reason: reason);
+    }
+
     /// <summary>The router now sends traffic to <paramref name="slot"/> (after a verified switch or rollback).</summary>
     internal void MakeLive(Slot slot, DateTimeOffset? rollbackAvailableUntil)
     {

@@ -68,6 +68,8 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         var routerBinding = providers.RouterBindingFor(app);
         var publicUrl = await router.AttachAsync(routerBinding, app.LiveSlot, cancellationToken);
         app.AttachedAt(publicUrl);
+        if (EmbeddedRouterSettings.PinnedPort(app.RouterKind, app.RouterSettingsJson, publicUrl) is { } pinned)
+            app.PinRouterSettings(pinned, Actor.System, time.GetUtcNow(), $"listenPort 0 was resolved to {publicUrl.Port}: kept so the public URL stays the same");
 
         // After a crash between a router flip and its record, the record wins (unless a switch is in flight; it resumes itself).
         var switching = await db.Deployments.AnyAsync(d => d.ApplicationId == app.Id && d.State == DeploymentState.Switching, cancellationToken);

@@ -1,60 +1,65 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
+using ControlPlane.Core.Deployers;
 using ControlPlane.Core.Deployments;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Yarp.ReverseProxy.Forwarder;
+using Microsoft.Extensions.Options;
 
 namespace ControlPlane.Core.Routing;
 
 /// <summary>
-/// The <c>embedded</c> router: per application, an in-process Kestrel listener that forwards every request to the live
-/// slot with YARP. The live destination is one immutable reference swapped atomically, so a switch takes effect for the
-/// next request while requests already forwarded finish on the slot they started on.
+/// The <c>embedded</c> router: per application, a small process of its own (<c>ControlPlane.Router</c>, YARP) that forwards
+/// every request to the live slot. ControlPlane starts it in its own session, records it under
+/// <c>&lt;DataDirectory&gt;/routers/&lt;app&gt;/</c> and adopts it after its own restart, so the public URL keeps serving while
+/// ControlPlane is stopped, crashed, upgraded or without its database. The route is set and read back over an authenticated
+/// loopback control channel, compare-and-swap on the route's revision; the router swaps one immutable route reference, so
+/// a switch takes effect for the next request while requests in flight finish on the slot they started on.
 /// </summary>
 public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
 {
     public const string KindName = "embedded";
 
-    private readonly DataPlaneProbe probe;
-    private readonly ILoggerFactory loggerFactory;
-    private readonly ILogger logger;
-    private readonly ConcurrentDictionary<string, Listener> listeners = new(StringComparer.Ordinal);
-    // Serialises start/stop of listeners; switching does not take it.
-    private readonly SemaphoreSlim lifecycle = new(1, 1);
-    private bool disposed;
+    private const string RecordFile = "router.json";
+    private const string PidFile = "router.pid";
+    private const string LogFile = "router.log";
+    private const string LockFile = "router.lock";
+    private const string SecretFile = "control.secret";
+    private const string RouteFile = "route.json";
+    private const string EndpointsFile = "endpoints.json";
+    private const string LaunchIdVariable = "CONTROLPLANE_LAUNCH_ID";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(12);
+    private static readonly TimeSpan SuperviseEvery = TimeSpan.FromSeconds(1);
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
-    // One client for all applications: connection pools are per destination, so a switch never reuses a connection to
-    // the old slot for new requests, and keep-alive connections to both slots stay warm for instant rollback.
-    private readonly HttpMessageInvoker invoker = new(new SocketsHttpHandler
+    // Process-wide like the slot locks: one application's router is started, stopped or switched by one caller at a time.
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> Locks = new(StringComparer.Ordinal);
+
+    private readonly DataPlaneProbe probe;
+    private readonly IOptions<ControlPlaneOptions> options;
+    private readonly ILogger logger;
+    private readonly HttpClient control = new(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) })
     {
-        UseProxy = false,
-        AllowAutoRedirect = false,
-        AutomaticDecompression = DecompressionMethods.None,
-        UseCookies = false,
-        EnableMultipleHttp2Connections = true,
-        ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
-        ConnectTimeout = TimeSpan.FromSeconds(5),
-    });
+        Timeout = TimeSpan.FromSeconds(5),
+    };
+    // Applications attached through this instance: their router processes are restarted here if they die.
+    private readonly ConcurrentDictionary<string, bool> supervised = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource stopping = new();
+    private Task? supervisor;
 
     /// <param name="probe">Used by <see cref="VerifyDataPlaneAsync"/> against the public URL.</param>
-    /// <param name="loggerFactory">Also given to each listener (Kestrel, YARP); nothing is logged when null.</param>
-    public EmbeddedRouter(DataPlaneProbe probe, ILoggerFactory? loggerFactory = null)
+    /// <param name="options">The data directory (records, routes, secrets, logs) and where <c>ControlPlane.Router.dll</c> is.</param>
+    public EmbeddedRouter(DataPlaneProbe probe, IOptions<ControlPlaneOptions> options, ILoggerFactory? loggerFactory = null)
     {
         this.probe = probe;
-        this.loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
-        logger = this.loggerFactory.CreateLogger<EmbeddedRouter>();
+        this.options = options;
+        logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<EmbeddedRouter>();
     }
 
     public string Kind => KindName;
@@ -64,224 +69,472 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
     public string DescribeSwitch(RouterBinding binding, Slot from, Slot to)
     {
         var settings = EmbeddedRouterSettings.Parse(binding.Settings);
-        return $"The embedded proxy on {settings.ListenAddress}:{(settings.ListenPort == 0 ? "(its port)" : settings.ListenPort)} forwards new requests " +
+        var port = settings.ListenPort != 0 ? settings.ListenPort : ReadRecord(binding.Application)?.ListenPort;
+        return $"The embedded router on {settings.ListenAddress}:{(port is null or 0 ? "(its port)" : port)} forwards new requests " +
                $"to {to.Name()} ({binding.EndpointOf(to)}) instead of {from.Name()} ({binding.EndpointOf(from)}); requests in flight finish on {from.Name()}.";
     }
 
+    /// <summary>
+    /// Adopts the application's running router process when it serves these settings (its route keeps its live slot; only the
+    /// slot endpoints are brought up to date, and the caller reconciles the live slot with its records), otherwise starts one
+    /// on the configured port — or, for port 0, on the port it was given before — serving <paramref name="liveSlot"/>.
+    /// </summary>
     public async Task<Uri> AttachAsync(RouterBinding binding, Slot liveSlot, CancellationToken cancellationToken)
     {
         var settings = EmbeddedRouterSettings.Parse(binding.Settings);
-        var route = new Route(liveSlot, binding.BlueEndpoint, binding.GreenEndpoint);
+        using var held = await LockAsync(binding.Application, cancellationToken);
+        var record = ReadRecord(binding.Application);
+        if (record is not null && IsAlive(record))
+        {
+            if (Serves(record, settings))
+            {
+                var route = await GetRouteAsync(record, cancellationToken);
+                var wanted = new RouteState((route?.Live ?? liveSlot.Name()), binding.BlueEndpoint.AbsoluteUri, binding.GreenEndpoint.AbsoluteUri, route?.Revision ?? 0);
+                if (route is null || route.Blue != wanted.Blue || route.Green != wanted.Green)
+                    await PutRouteAsync(record, wanted, route?.Revision ?? 0, cancellationToken);
+                Supervise(binding.Application);
+                logger.LogInformation("Embedded router for {Application} (pid {Pid}) already serves {PublicUrl}, traffic on {Slot}",
+                    binding.Application, record.Pid, PublicUrl(record), wanted.Live);
+                return PublicUrl(record);
+            }
+            logger.LogInformation("Embedded router for {Application} restarts: it listens on {Old} but the settings say {New}",
+                binding.Application, $"{record.ListenAddress}:{record.ListenPort}", $"{settings.ListenAddress}:{settings.ListenPort}");
+            await TerminateAsync(record, cancellationToken);
+        }
 
-        await lifecycle.WaitAsync(cancellationToken);
+        // A port chosen once is kept: a stored 0 means "the port this router was given before", so the URL never changes.
+        var port = settings.ListenPort != 0 ? settings.ListenPort
+            : record is not null && record.ListenAddress == settings.ListenAddress ? record.ListenPort : 0;
+        var previous = ReadRoute(binding.Application);
+        WriteRoute(binding.Application, new RouteState(liveSlot.Name(), binding.BlueEndpoint.AbsoluteUri, binding.GreenEndpoint.AbsoluteUri,
+            (previous?.Revision ?? 0) + 1));
+        var started = await StartAsync(binding.Application, settings.ListenAddress, port, cancellationToken);
+        Supervise(binding.Application);
+        logger.LogInformation("Embedded router for {Application} listens on {PublicUrl} (pid {Pid}) and sends traffic to {Slot} ({Endpoint})",
+            binding.Application, PublicUrl(started), started.Pid, liveSlot.Name(), binding.EndpointOf(liveSlot));
+        return PublicUrl(started);
+    }
+
+    public async Task<Slot?> ReadLiveSlotAsync(RouterBinding binding, CancellationToken cancellationToken)
+    {
+        var record = ReadRecord(binding.Application);
+        if (record is null || !IsAlive(record))
+            return null;
         try
         {
-            ObjectDisposedException.ThrowIf(disposed, this);
-            if (listeners.TryGetValue(binding.Application, out var existing))
-            {
-                if (existing.Serves(settings))
-                {
-                    Volatile.Write(ref existing.CurrentRoute, route);
-                    logger.LogInformation("Embedded router for {Application} already listens on {PublicUrl}; sends traffic to {Slot} ({Endpoint})",
-                        binding.Application, existing.PublicUrl, liveSlot.Name(), route.LiveEndpoint);
-                    return existing.PublicUrl;
-                }
-
-                logger.LogInformation("Embedded router for {Application} restarts its listener: settings changed from {Old} to {New}",
-                    binding.Application, existing.Settings, settings);
-                listeners.TryRemove(binding.Application, out _);
-                await existing.StopAsync(cancellationToken);
-            }
-
-            var listener = await StartListenerAsync(binding.Application, settings, route, cancellationToken);
-            listeners[binding.Application] = listener;
-            logger.LogInformation("Embedded router for {Application} listens on {PublicUrl} and sends traffic to {Slot} ({Endpoint})",
-                binding.Application, listener.PublicUrl, liveSlot.Name(), route.LiveEndpoint);
-            return listener.PublicUrl;
+            return await GetRouteAsync(record, cancellationToken) is { } route ? SlotOf(route.Live) : null;
         }
-        finally
+        catch (RouterException ex)
         {
-            lifecycle.Release();
+            logger.LogWarning("Cannot read the embedded router's route for {Application}: {Reason}", binding.Application, ex.Message);
+            return null;
         }
     }
 
-    public Task<Slot?> ReadLiveSlotAsync(RouterBinding binding, CancellationToken cancellationToken) =>
-        Task.FromResult(listeners.TryGetValue(binding.Application, out var listener)
-            ? Volatile.Read(ref listener.CurrentRoute).Live
-            : (Slot?)null);
+    /// <summary>The public URL of an application whose router process runs, or null.</summary>
+    public Uri? PublicUrlOf(string application) =>
+        ReadRecord(application) is { } record && IsAlive(record) ? PublicUrl(record) : null;
 
-    /// <summary>The public URL of an attached application, or null.</summary>
-    public Uri? PublicUrlOf(string application) => listeners.TryGetValue(application, out var listener) ? listener.PublicUrl : null;
-
-    public Task SwitchAsync(RouterBinding binding, Slot target, CancellationToken cancellationToken)
+    public async Task SwitchAsync(RouterBinding binding, Slot target, CancellationToken cancellationToken)
     {
-        if (!listeners.TryGetValue(binding.Application, out var listener))
-            throw new RouterException($"The embedded router for {binding.Application} is not attached, so it cannot switch traffic to {target.Name()}.");
+        var record = ReadRecord(binding.Application);
+        if (record is null || !IsAlive(record))
+            throw new RouterException($"The embedded router for {binding.Application} is not running, so it cannot switch traffic to {target.Name()}.");
 
-        // Compare-and-swap so a concurrent re-attach (new endpoints) is never overwritten by a stale copy.
-        while (true)
+        // Compare-and-swap on the route's revision, so a concurrent re-attach (new endpoints) is never overwritten by a stale copy.
+        for (var attempt = 0; ; attempt++)
         {
-            var current = Volatile.Read(ref listener.CurrentRoute);
-            if (current.Live == target)
+            var current = await GetRouteAsync(record, cancellationToken);
+            if (current is not null && current.Live == target.Name())
             {
                 logger.LogDebug("Embedded router for {Application} already sends traffic to {Slot}", binding.Application, target.Name());
-                return Task.CompletedTask;
+                return;
             }
-
-            var next = current with { Live = target };
-            if (Interlocked.CompareExchange(ref listener.CurrentRoute, next, current) == current)
+            var next = current is null
+                ? new RouteState(target.Name(), binding.BlueEndpoint.AbsoluteUri, binding.GreenEndpoint.AbsoluteUri, 0)
+                : current with { Live = target.Name() };
+            if (await PutRouteAsync(record, next, current?.Revision ?? 0, cancellationToken) is { } applied)
             {
                 logger.LogInformation("Embedded router for {Application} now sends traffic to {Slot} ({Endpoint})",
-                    binding.Application, target.Name(), next.LiveEndpoint);
-                return Task.CompletedTask;
+                    binding.Application, target.Name(), applied.LiveEndpoint);
+                return;
             }
+            if (attempt >= 20)
+                throw new RouterException($"The embedded router for {binding.Application} kept changing its route; the switch to {target.Name()} was not applied.");
         }
     }
 
     public Task<DataPlaneVerification> VerifyDataPlaneAsync(
         RouterBinding binding, Slot expectedSlot, string expectedVersion, CancellationToken cancellationToken)
     {
-        if (!listeners.TryGetValue(binding.Application, out var listener))
-            return Task.FromResult(DataPlaneVerification.Fail($"The embedded router for {binding.Application} is not attached: nothing serves its public URL."));
-        return probe.VerifyAsync(listener.PublicUrl, binding.VerifyPath, expectedSlot, expectedVersion, cancellationToken);
+        var record = ReadRecord(binding.Application);
+        if (record is null || !IsAlive(record))
+            return Task.FromResult(DataPlaneVerification.Fail($"The embedded router for {binding.Application} is not running: nothing serves its public URL."));
+        return probe.VerifyAsync(PublicUrl(record), binding.VerifyPath, expectedSlot, expectedVersion, cancellationToken);
     }
 
+    /// <summary>Stops the application's router process (an explicit act: the application is removed) and forgets its route.</summary>
     public async Task DetachAsync(string application, CancellationToken cancellationToken)
     {
-        await lifecycle.WaitAsync(cancellationToken);
-        try
+        supervised.TryRemove(application, out _);
+        using var held = await LockAsync(application, cancellationToken);
+        var record = ReadRecord(application);
+        if (record is not null)
         {
-            if (!listeners.TryRemove(application, out var listener))
-                return;
-            await listener.StopAsync(cancellationToken);
-            logger.LogInformation("Embedded router for {Application} stopped listening on {PublicUrl}", application, listener.PublicUrl);
+            await TerminateAsync(record, cancellationToken);
+            logger.LogInformation("Embedded router for {Application} stopped (it listened on {PublicUrl})", application, PublicUrl(record));
         }
-        finally
+        foreach (var file in (string[])[RecordFile, RouteFile, EndpointsFile, PidFile])
+            File.Delete(Path.Combine(DirectoryOf(application), file));
+    }
+
+    /// <summary>Stops every recorded router process (opt-in shutdown behaviour; see <c>ControlPlane:Runtime:StopOnShutdown</c>).</summary>
+    public async Task StopAllAsync(CancellationToken cancellationToken)
+    {
+        var root = Path.Combine(options.Value.FullDataDirectory, "routers");
+        if (!Directory.Exists(root))
+            return;
+        foreach (var directory in Directory.EnumerateDirectories(root))
         {
-            lifecycle.Release();
+            if (ReadRecordAt(Path.Combine(directory, RecordFile)) is { } record)
+                await DetachAsync(record.Application, cancellationToken);
         }
     }
 
+    /// <summary>Stops supervising; the router processes keep serving (they are stopped only by <see cref="DetachAsync"/>).</summary>
     public async ValueTask DisposeAsync()
     {
-        await lifecycle.WaitAsync();
+        await stopping.CancelAsync();
+        if (supervisor is not null)
+            await supervisor.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        control.Dispose();
+    }
+
+    private void Supervise(string application)
+    {
+        supervised[application] = true;
+        lock (supervised)
+            supervisor ??= Task.Run(SuperviseAsync);
+    }
+
+    /// <summary>A router process that died is started again on its recorded port with the last route it was given — without the database.</summary>
+    private async Task SuperviseAsync()
+    {
+        using var timer = new PeriodicTimer(SuperviseEvery);
         try
         {
-            if (disposed)
-                return;
-            disposed = true;
-            foreach (var (application, listener) in listeners)
+            while (await timer.WaitForNextTickAsync(stopping.Token))
             {
-                listeners.TryRemove(application, out _);
-                await listener.StopAsync(CancellationToken.None);
+                foreach (var application in supervised.Keys)
+                {
+                    try
+                    {
+                        var record = ReadRecord(application);
+                        if (record is null || IsAlive(record))
+                            continue;
+                        using var held = await LockAsync(application, stopping.Token);
+                        record = ReadRecord(application);
+                        if (record is null || IsAlive(record) || !supervised.ContainsKey(application))
+                            continue;
+                        logger.LogWarning("Embedded router for {Application} (pid {Pid}) is no longer running; starting it again on {Address}:{Port}",
+                            application, record.Pid, record.ListenAddress, record.ListenPort);
+                        await StartAsync(application, record.ListenAddress, record.ListenPort, stopping.Token);
+                    }
+                    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                    catch (Exception ex)
+                    {
+                        logger.LogError("Could not restart the embedded router for {Application}: {Reason}; trying again", application, ex.Message);
+                    }
+                }
             }
-            invoker.Dispose();
         }
-        finally
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
+    }
+
+    /// <summary>Starts the router process on <paramref name="port"/> (0: any) with the route on disk; waits until it listens. Holds the lock.</summary>
+    private async Task<RouterProcessRecord> StartAsync(string application, string address, int port, CancellationToken cancellationToken)
+    {
+        var dll = RouterLocator.Find(options.Value.RouterPath)
+            ?? throw new RouterException("The embedded router's executable ControlPlane.Router.dll was not found: build the solution, " +
+                                         "or set ControlPlane:RouterPath to the dll or its folder.");
+        var directory = DirectoryOf(application);
+        EnsureSecret(directory);
+        using var crossProcess = await LockDirectoryAsync(directory, cancellationToken);
+        var endpointsPath = Path.Combine(directory, EndpointsFile);
+        File.Delete(endpointsPath);
+        var logPath = Path.Combine(directory, LogFile);
+        var listen = new IPEndPoint(IPAddress.Parse(address), port).ToString();
+        await File.AppendAllTextAsync(logPath, $"--- {DateTimeOffset.UtcNow:O} ControlPlane starts the router for {application} on {listen}{Environment.NewLine}", cancellationToken);
+
+        // The intent is recorded before the spawn; the process writes its own PID file, so a crash in between cannot orphan it.
+        var launchId = Guid.NewGuid().ToString("N");
+        var intent = new RouterProcessRecord(application, 0, "", DetachedProcess.OwnSession, address, port, 0, logPath, DateTimeOffset.UtcNow, launchId);
+        WriteRecord(application, intent);
+        var process = DetachedProcess.Start(DemoAppLocator.DotnetHost(), [dll, "--app", application, "--listen", listen, "--state", directory],
+            directory, logPath, Path.Combine(directory, PidFile), [new(LaunchIdVariable, launchId)], "controlplane-router");
+        var identity = PosixProcess.StartIdentityOf(process.Id) ?? "";
+        WriteRecord(application, intent with { Pid = process.Id, StartIdentity = identity });
+
+        var deadline = DateTimeOffset.UtcNow + StartTimeout;
+        while (true)
         {
-            lifecycle.Release();
+            if (ReadJson<RouterEndpoints>(endpointsPath) is { } endpoints && endpoints.Pid == process.Id)
+            {
+                var record = intent with { Pid = process.Id, StartIdentity = identity, ListenPort = endpoints.PublicPort, ControlPort = endpoints.ControlPort };
+                WriteRecord(application, record);
+                process.Dispose();
+                return record;
+            }
+            if (process.HasExited || DateTimeOffset.UtcNow > deadline)
+            {
+                var log = LogTail(logPath);
+                if (!process.HasExited)
+                    PosixProcess.Signal(process.Id, identity, DetachedProcess.OwnSession, PosixProcess.SigKill);
+                process.Dispose();
+                File.Delete(Path.Combine(directory, RecordFile));
+                var reason = log.Contains("address already in use", StringComparison.OrdinalIgnoreCase) ? $"port {port} is already in use"
+                    : DateTimeOffset.UtcNow > deadline ? $"it did not listen within {StartTimeout.TotalSeconds:0} s" : "it exited";
+                throw new RouterException(
+                    $"The embedded router for {application} cannot listen on {listen}: {reason}. " +
+                    $"Change router.settings.{EmbeddedRouterSettings.ListenPortField} (0 picks a free port) or stop what uses the port.{log}");
+            }
+            await Task.Delay(50, cancellationToken);
         }
     }
 
-    private async Task<Listener> StartListenerAsync(string application, EmbeddedRouterSettings settings, Route route, CancellationToken cancellationToken)
+    private async Task TerminateAsync(RouterProcessRecord record, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = $"{KindName}-router-{application}" });
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        if (!IsAlive(record))
+            return;
+        PosixProcess.Signal(record.Pid, record.StartIdentity, record.OwnSession, PosixProcess.SigTerm);
+        var deadline = DateTimeOffset.UtcNow + StopGrace;
+        while (IsAlive(record) && DateTimeOffset.UtcNow < deadline)
+            await Task.Delay(50, cancellationToken);
+        if (IsAlive(record))
         {
-            kestrel.Listen(settings.Address, settings.ListenPort);
-            kestrel.AddServerHeader = false;
-            // The application behind the router decides how large a request may be.
-            kestrel.Limits.MaxRequestBodySize = null;
-        });
-        builder.Services.AddSingleton(loggerFactory);
-        builder.Services.AddLogging();
-        builder.Services.AddHttpForwarder();
-        // The listener lives as long as the router decides, not until the process gets Ctrl+C / SIGTERM.
-        builder.Services.AddSingleton<IHostLifetime, OwnedLifetime>();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+            logger.LogWarning("Embedded router for {Application} (pid {Pid}) did not stop within {Seconds} s of SIGTERM; killing it",
+                record.Application, record.Pid, StopGrace.TotalSeconds);
+            PosixProcess.Signal(record.Pid, record.StartIdentity, record.OwnSession, PosixProcess.SigKill);
+            while (IsAlive(record))
+                await Task.Delay(50, cancellationToken);
+        }
+    }
 
-        var app = builder.Build();
-        var listener = new Listener(application, settings, route, app);
-        var forwarder = app.Services.GetRequiredService<IHttpForwarder>();
-        app.Run(context => ForwardAsync(context, listener, forwarder));
+    private async Task<RouteState?> GetRouteAsync(RouterProcessRecord record, CancellationToken cancellationToken)
+    {
+        using var request = ControlRequest(record, HttpMethod.Get, null);
+        using var response = await SendAsync(record, request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+            return null;
+        EnsureControlSuccess(record, response);
+        return await response.Content.ReadFromJsonAsync<RouteState>(Json, cancellationToken);
+    }
 
+    /// <summary>The applied route, or null when the router's revision had moved on (the caller reads again and retries).</summary>
+    private async Task<RouteState?> PutRouteAsync(RouterProcessRecord record, RouteState route, long expectedRevision, CancellationToken cancellationToken)
+    {
+        using var request = ControlRequest(record, HttpMethod.Put,
+            JsonContent.Create(new { live = route.Live, blue = route.Blue, green = route.Green, expectedRevision }, options: Json));
+        using var response = await SendAsync(record, request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.Conflict)
+            return null;
+        EnsureControlSuccess(record, response);
+        return await response.Content.ReadFromJsonAsync<RouteState>(Json, cancellationToken);
+    }
+
+    private HttpRequestMessage ControlRequest(RouterProcessRecord record, HttpMethod method, HttpContent? content)
+    {
+        var request = new HttpRequestMessage(method, new Uri($"http://127.0.0.1:{record.ControlPort}/route")) { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ReadSecret(record.Application));
+        return request;
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(RouterProcessRecord record, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
         try
         {
-            await app.StartAsync(cancellationToken);
+            return await control.SendAsync(request, cancellationToken);
         }
-        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is HttpRequestException || ex is TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            await app.DisposeAsync();
-            var endpoint = $"{settings.ListenAddress}:{settings.ListenPort}";
-            var reason = ex is AddressInUseException || ex.InnerException is AddressInUseException
-                ? $"port {settings.ListenPort} is already in use"
-                : ex.Message;
-            throw new RouterException(
-                $"The embedded router for {application} cannot listen on {endpoint}: {reason}. " +
-                $"Change router.settings.{EmbeddedRouterSettings.ListenPortField} (0 picks a free port) or stop what uses the port.", ex);
+            throw new RouterException($"The embedded router for {record.Application} (pid {record.Pid}) did not answer on its control channel: {ex.Message}", ex);
         }
-
-        var bound = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        listener.PublicUrl = PublicUrl(settings.Address, new Uri(bound).Port);
-        return listener;
     }
 
-    private async Task ForwardAsync(HttpContext context, Listener listener, IHttpForwarder forwarder)
+    private static void EnsureControlSuccess(RouterProcessRecord record, HttpResponseMessage response)
     {
-        // Read the live destination exactly once: this request finishes on it even if a switch happens meanwhile.
-        var route = Volatile.Read(ref listener.CurrentRoute);
-        var error = await forwarder.SendAsync(context, route.LiveEndpoint.AbsoluteUri, invoker, ForwarderRequestConfig.Empty, HttpTransformer.Default);
-
-        // YARP has already set 502/504 and logged the cause; give the client a short explanation instead of an empty body.
-        if (error != ForwarderError.None && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
-        {
-            var status = context.Response.StatusCode >= 500 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
-            var what = error == ForwarderError.RequestTimedOut ? "did not answer in time" : "could not be reached";
-            await Results.Problem(
-                title: "The live slot did not answer",
-                detail: $"{listener.Application}: the live slot {route.Live.Name()} {what} through the embedded router.",
-                statusCode: status).ExecuteAsync(context);
-        }
+        if (!response.IsSuccessStatusCode)
+            throw new RouterException($"The embedded router for {record.Application} (pid {record.Pid}) refused the control request: HTTP {(int)response.StatusCode}.");
     }
 
-    private static Uri PublicUrl(IPAddress address, int port)
+    private static bool Serves(RouterProcessRecord record, EmbeddedRouterSettings wanted) =>
+        wanted.ListenAddress == record.ListenAddress && (wanted.ListenPort == 0 || wanted.ListenPort == record.ListenPort);
+
+    private static bool IsAlive(RouterProcessRecord record) => PosixProcess.IsAlive(record.Pid, record.StartIdentity);
+
+    private static Slot? SlotOf(string name) => name switch { "blue" => Slot.Blue, "green" => Slot.Green, _ => null };
+
+    private static Uri PublicUrl(RouterProcessRecord record)
     {
         // A wildcard address is reachable on loopback from this machine; other addresses are used as they are.
+        var address = IPAddress.Parse(record.ListenAddress);
         var host = address.Equals(IPAddress.Any) ? IPAddress.Loopback
             : address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
             : address;
-        return new Uri($"http://{new IPEndPoint(host, port)}/");
+        return new Uri($"http://{new IPEndPoint(host, record.ListenPort)}/");
     }
 
-    /// <summary>The live slot and both endpoints, replaced as a whole so a request never sees a half-updated route.</summary>
-    private sealed record Route(Slot Live, Uri Blue, Uri Green)
+    private string DirectoryOf(string application)
     {
-        public Uri LiveEndpoint => Live == Slot.Blue ? Blue : Green;
+        var safe = new string(application.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+        return Path.Combine(options.Value.FullDataDirectory, "routers", safe.Trim('.') is { Length: > 0 } ? safe : "_" + safe);
     }
 
-    private sealed class Listener(string application, EmbeddedRouterSettings settings, Route route, WebApplication app)
+    /// <summary>The control channel's secret: random per router, readable only by this user (0600), never in an environment or command line.</summary>
+    private static void EnsureSecret(string directory)
     {
-        public string Application { get; } = application;
-        public EmbeddedRouterSettings Settings { get; } = settings;
-        public Uri PublicUrl { get; set; } = null!;
-
-        // A field, not a property: it is read and swapped with Volatile/Interlocked.
-        public Route CurrentRoute = route;
-
-        /// <summary>Whether this listener already matches the settings (port 0 is satisfied by whatever port was picked).</summary>
-        public bool Serves(EmbeddedRouterSettings wanted) =>
-            wanted.Address.Equals(Settings.Address) && (wanted.ListenPort == 0 || wanted.ListenPort == PublicUrl.Port);
-
-        public async Task StopAsync(CancellationToken cancellationToken)
+        if (!Directory.Exists(directory))
         {
-            await app.StopAsync(cancellationToken);
-            await app.DisposeAsync();
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
+            else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var path = Path.Combine(directory, SecretFile);
+        if (File.Exists(path) && File.ReadAllText(path).Trim().Length >= 32)
+            return;
+        File.Delete(path);
+        var stream = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            stream.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using var writer = new StreamWriter(path, Encoding.UTF8, stream);
+        writer.Write(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
+    }
+
+    private string ReadSecret(string application) => File.ReadAllText(Path.Combine(DirectoryOf(application), SecretFile)).Trim();
+
+    private RouterProcessRecord? ReadRecord(string application) => ReadRecordAt(Path.Combine(DirectoryOf(application), RecordFile));
+
+    private RouterProcessRecord? ReadRecordAt(string path)
+    {
+        var record = ReadJson<RouterProcessRecord>(path);
+        if (record is null || record.Pid != 0 || record.LaunchId is null)
+            return record;
+        // ControlPlane stopped between recording the intent and the PID: the process's own PID file and launch id find it.
+        var pidFile = Path.Combine(Path.GetDirectoryName(path)!, PidFile);
+        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid) &&
+            PosixProcess.HasEnvironment(pid, LaunchIdVariable, record.LaunchId) && PosixProcess.StartIdentityOf(pid) is { } identity)
+        {
+            var found = record with { Pid = pid, StartIdentity = identity };
+            if (ReadJson<RouterEndpoints>(Path.Combine(Path.GetDirectoryName(path)!, EndpointsFile)) is { } endpoints && endpoints.Pid == pid)
+                found = found with { ListenPort = endpoints.PublicPort, ControlPort = endpoints.ControlPort };
+            logger.LogInformation("Found the embedded router for {Application} (pid {Pid}), started just before ControlPlane stopped", record.Application, pid);
+            return found;
+        }
+        return record;
+    }
+
+    private void WriteRecord(string application, RouterProcessRecord record) =>
+        WriteAtomically(Path.Combine(DirectoryOf(application), RecordFile), JsonSerializer.Serialize(record, Json));
+
+    private RouteState? ReadRoute(string application) => ReadJson<RouteState>(Path.Combine(DirectoryOf(application), RouteFile));
+
+    private void WriteRoute(string application, RouteState route)
+    {
+        Directory.CreateDirectory(DirectoryOf(application));
+        WriteAtomically(Path.Combine(DirectoryOf(application), RouteFile), JsonSerializer.Serialize(route, Json));
+    }
+
+    private static T? ReadJson<T>(string path) where T : class
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or JsonException)
+        {
+            return null;
         }
     }
 
-    private sealed class OwnedLifetime : IHostLifetime
+    private static void WriteAtomically(string path, string content)
     {
-        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
+        using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
+        {
+            stream.Write(Encoding.UTF8.GetBytes(content));
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temporary, path, overwrite: true);
     }
+
+    private static string LogTail(string path)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            stream.Seek(Math.Max(0, stream.Length - 2048), SeekOrigin.Begin);
+            var tail = new StreamReader(stream).ReadToEnd().Trim();
+            return tail.Length == 0 ? "" : $"{Environment.NewLine}Router log ({path}):{Environment.NewLine}{tail}";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    private static async Task<IDisposable> LockAsync(string application, CancellationToken cancellationToken)
+    {
+        var gate = Locks.GetOrAdd(application, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        return new Releaser(gate);
+    }
+
+    /// <summary>Another ControlPlane process on this host (a second replica sharing the data directory) must not start the same router.</summary>
+    private static async Task<IDisposable> LockDirectoryAsync(string directory, CancellationToken cancellationToken)
+    {
+        var deadline = DateTimeOffset.UtcNow + StartTimeout;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(Path.Combine(directory, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTimeOffset.UtcNow < deadline)
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+    }
+
+    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
+    {
+        public void Dispose() => gate.Release();
+    }
+
+    /// <summary>The route as the router process holds and persists it.</summary>
+    private sealed record RouteState(string Live, string Blue, string Green, long Revision)
+    {
+        [System.Text.Json.Serialization.JsonIgnore]
+        public string LiveEndpoint => Live == "blue" ? Blue : Green;
+    }
+
+    private sealed record RouterEndpoints(int Pid, int PublicPort, int ControlPort);
 }
+
+/// <summary>
+/// What ControlPlane knows about an application's router process, stored as <c>&lt;DataDirectory&gt;/routers/&lt;app&gt;/router.json</c>
+/// so that a restarted ControlPlane adopts it. <see cref="ListenPort"/> is the port actually bound: the one kept for good.
+/// </summary>
+public sealed record RouterProcessRecord(
+    string Application,
+    int Pid,
+    string StartIdentity,
+    bool OwnSession,
+    string ListenAddress,
+    int ListenPort,
+    int ControlPort,
+    string LogPath,
+    DateTimeOffset StartedAt,
+    string? LaunchId = null);

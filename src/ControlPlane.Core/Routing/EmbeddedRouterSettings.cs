@@ -13,6 +13,20 @@ public sealed record EmbeddedRouterSettings(string ListenAddress = "127.0.0.1", 
 
     public IPAddress Address => IPAddress.Parse(ListenAddress);
 
+    /// <summary>
+    /// For a router of this kind whose stored <c>listenPort</c> is 0: the same settings with the port it was given
+    /// (from <paramref name="publicUrl"/>), to be stored so the URL never changes. Null when nothing is to be pinned.
+    /// </summary>
+    public static string? PinnedPort(string routerKind, JsonElement settings, Uri publicUrl)
+    {
+        if (routerKind != EmbeddedRouter.KindName || Read(settings) is not ({ ListenPort: 0 }, { Count: 0 })) return null;
+        var pinned = settings.ValueKind == JsonValueKind.Object
+            ? System.Text.Json.Nodes.JsonObject.Create(settings)!
+            : [];
+        pinned[ListenPortField] = publicUrl.Port;
+        return pinned.ToJsonString();
+    }
+
     /// <summary>Field-level errors (field names relative to the settings object); empty when valid.</summary>
     public static IReadOnlyList<SettingsError> Validate(JsonElement settings) => Read(settings).Errors;
 

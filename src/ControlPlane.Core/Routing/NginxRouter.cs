@@ -352,6 +352,7 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
         };
         foreach (var argument in settings.NginxArguments.Concat(command))
             start.ArgumentList.Add(argument);
+        Deployers.ChildProcessEnvironment.Apply(start);
         var commandLine = string.Join(' ', command);
 
         using var process = new Process { StartInfo = start };

@@ -1,5 +1,6 @@
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Execution;
+using ControlPlane.Web.Hosting;
 using Microsoft.EntityFrameworkCore;
 
 namespace ControlPlane.Web.Workers;
@@ -8,7 +9,8 @@ namespace ControlPlane.Web.Workers;
 /// At start-up brings every application back up from its recorded state (before the deployment worker resumes anything);
 /// then every few seconds stops slots nothing needs and refreshes slot health.
 /// </summary>
-public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, RuntimeLeadership leadership, ILogger<ApplicationRuntimeWorker> logger) : BackgroundService
+public sealed class ApplicationRuntimeWorker(
+    IServiceScopeFactory scopes, RuntimeLeadership leadership, DatabaseSupervisor database, ILogger<ApplicationRuntimeWorker> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
     private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -47,13 +49,16 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, Runtim
     }
 
     private IReadOnlyList<Guid> _notAttached = [];
+    private int _attachedTerm;
 
     private async Task AttachAllAsync(CancellationToken cancellationToken)
     {
         try
         {
+            var term = leadership.Terms;
             await using var scope = scopes.CreateAsyncScope();
             _notAttached = await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAllAsync(null, cancellationToken);
+            _attachedTerm = term;
         }
         finally
         {
@@ -74,8 +79,12 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, Runtim
         using var timer = new PeriodicTimer(Interval);
         while (!stoppingToken.IsCancellationRequested && await WaitAsync(timer, stoppingToken))
         {
+            // Without the database or the leadership nothing is decided; slots and routers keep serving meanwhile.
+            if (!leadership.IsLeader || !database.IsAvailable) continue;
             try
             {
+                // Leading again after a lost session: adopt what runs and reconcile it with the records, as at start-up.
+                if (_attachedTerm != leadership.Terms) await AttachAllAsync(stoppingToken);
                 await using var scope = scopes.CreateAsyncScope();
                 var ids = await scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>().Applications.Select(a => a.Id).ToListAsync(stoppingToken);
                 var runtime = scope.ServiceProvider.GetRequiredService<ApplicationRuntime>();
@@ -84,6 +93,10 @@ public sealed class ApplicationRuntimeWorker(IServiceScopeFactory scopes, Runtim
                 foreach (var id in ids.Except(_notAttached)) await runtime.HousekeepAsync(id, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+            catch (Exception ex) when (!database.IsAvailable)
+            {
+                logger.LogDebug("Housekeeping round stopped: the database went away ({Reason})", ex.Message);
+            }
             catch (Exception ex)
             {
                 logger.LogError(ex, "Housekeeping round failed; trying again in {Interval}", Interval);
