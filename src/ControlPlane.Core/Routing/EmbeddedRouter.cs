@@ -86,7 +86,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         var record = ReadRecord(binding.Application);
         if (record is not null && IsAlive(record))
         {
-            if (Serves(record, settings))
+            if (IsServing(record) && Serves(record, settings))
             {
                 var route = await GetRouteAsync(record, cancellationToken);
                 var wanted = new RouteState((route?.Live ?? liveSlot.Name()), binding.BlueEndpoint.AbsoluteUri, binding.GreenEndpoint.AbsoluteUri, route?.Revision ?? 0);
@@ -118,7 +118,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
     public async Task<Slot?> ReadLiveSlotAsync(RouterBinding binding, CancellationToken cancellationToken)
     {
         var record = ReadRecord(binding.Application);
-        if (record is null || !IsAlive(record))
+        if (record is null || !IsServing(record))
             return null;
         try
         {
@@ -131,14 +131,18 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         }
     }
 
+    /// <summary>The application's running router process, or null.</summary>
+    public RouterProcessRecord? ProcessOf(string application) =>
+        ReadRecord(application) is { } record && IsServing(record) ? record : null;
+
     /// <summary>The public URL of an application whose router process runs, or null.</summary>
     public Uri? PublicUrlOf(string application) =>
-        ReadRecord(application) is { } record && IsAlive(record) ? PublicUrl(record) : null;
+        ReadRecord(application) is { } record && IsServing(record) ? PublicUrl(record) : null;
 
     public async Task SwitchAsync(RouterBinding binding, Slot target, CancellationToken cancellationToken)
     {
         var record = ReadRecord(binding.Application);
-        if (record is null || !IsAlive(record))
+        if (record is null || !IsServing(record))
             throw new RouterException($"The embedded router for {binding.Application} is not running, so it cannot switch traffic to {target.Name()}.");
 
         // Compare-and-swap on the route's revision, so a concurrent re-attach (new endpoints) is never overwritten by a stale copy.
@@ -168,7 +172,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         RouterBinding binding, Slot expectedSlot, string expectedVersion, CancellationToken cancellationToken)
     {
         var record = ReadRecord(binding.Application);
-        if (record is null || !IsAlive(record))
+        if (record is null || !IsServing(record))
             return Task.FromResult(DataPlaneVerification.Fail($"The embedded router for {binding.Application} is not running: nothing serves its public URL."));
         return probe.VerifyAsync(PublicUrl(record), binding.VerifyPath, expectedSlot, expectedVersion, cancellationToken);
     }
@@ -375,6 +379,9 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
 
     private static bool IsAlive(RouterProcessRecord record) => PosixProcess.IsAlive(record.Pid, record.StartIdentity);
 
+    /// <summary>Alive and listening (its control port known); a router still starting up does not serve yet.</summary>
+    private static bool IsServing(RouterProcessRecord record) => record.ControlPort != 0 && IsAlive(record);
+
     private static Slot? SlotOf(string name) => name switch { "blue" => Slot.Blue, "green" => Slot.Green, _ => null };
 
     private static Uri PublicUrl(RouterProcessRecord record)
@@ -419,6 +426,9 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
     private RouterProcessRecord? ReadRecordAt(string path)
     {
         var record = ReadJson<RouterProcessRecord>(path);
+        if (record is not null && record.Pid != 0 && record.ControlPort == 0 &&
+            ReadJson<RouterEndpoints>(Path.Combine(Path.GetDirectoryName(path)!, EndpointsFile)) is { } listening && listening.Pid == record.Pid)
+            return record with { ListenPort = listening.PublicPort, ControlPort = listening.ControlPort }; // listens; its starter stopped before recording it
         if (record is null || record.Pid != 0 || record.LaunchId is null)
             return record;
         // ControlPlane stopped between recording the intent and the PID: the process's own PID file and launch id find it.

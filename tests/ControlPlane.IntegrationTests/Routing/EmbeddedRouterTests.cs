@@ -2,19 +2,22 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using ControlPlane.Core;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Routing;
+using Microsoft.Extensions.Options;
 using Xunit;
 
 namespace ControlPlane.IntegrationTests.Routing;
 
-/// <summary>The embedded router against real Kestrel backends on loopback: no mocks.</summary>
+/// <summary>The embedded router (real router processes) against real Kestrel backends on loopback: no mocks.</summary>
 public sealed class EmbeddedRouterTests : IAsyncLifetime
 {
     private const string App = "shop";
     private TestBackend blue = null!;
     private TestBackend green = null!;
     private EmbeddedRouter router = null!;
+    private readonly string dataDirectory = Directory.CreateTempSubdirectory("cp-router-").FullName;
     private readonly HttpClient client = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -24,12 +27,18 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         blue = await TestBackend.StartAsync(App, "1.0.0", "blue", Ct);
         green = await TestBackend.StartAsync(App, "2.0.0", "green", Ct);
         // A short probe deadline keeps the failing-verification tests quick; success is normally immediate.
-        router = new EmbeddedRouter(new DataPlaneProbe(deadline: TimeSpan.FromSeconds(1)));
+        router = NewRouter();
     }
+
+    private EmbeddedRouter NewRouter() =>
+        new(new DataPlaneProbe(deadline: TimeSpan.FromSeconds(1)), Options.Create(new ControlPlaneOptions { DataDirectory = dataDirectory }));
 
     public async ValueTask DisposeAsync()
     {
+        // Router processes outlive their EmbeddedRouter (as they outlive ControlPlane): stop them explicitly.
+        await using (var cleanup = NewRouter()) await cleanup.StopAllAsync(CancellationToken.None);
         await router.DisposeAsync();
+        try { Directory.Delete(dataDirectory, recursive: true); } catch (IOException) { }
         client.Dispose();
         await blue.DisposeAsync();
         await green.DisposeAsync();
@@ -70,16 +79,90 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Attach_is_idempotent_and_updates_the_live_slot_of_a_running_listener()
+    public async Task Attach_is_idempotent_and_keeps_the_route_of_a_running_router()
     {
         var binding = Binding();
         var first = await router.AttachAsync(binding, Slot.Blue, Ct);
-        var second = await router.AttachAsync(binding, Slot.Green, Ct);
+        var pid = router.ProcessOf(App)!.Pid;
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+
+        // The caller reconciles the live slot with its records (ApplicationRuntime); attach itself never moves traffic.
+        var second = await router.AttachAsync(binding, Slot.Blue, Ct);
 
         Assert.Equal(first, second);
+        Assert.Equal(pid, router.ProcessOf(App)!.Pid);
         Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
         Assert.Equal("2.0.0", (await GetAnswerAsync(first)).Version);
         Assert.Equal(first, router.PublicUrlOf(App));
+    }
+
+    [Fact]
+    public async Task The_router_is_a_process_of_its_own_that_outlives_its_EmbeddedRouter_and_is_adopted_on_the_same_URL()
+    {
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, Ct);
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+        var process = router.ProcessOf(App)!;
+        Assert.NotEqual(Environment.ProcessId, process.Pid);
+        Assert.True(process.OwnSession, "the router runs in its own session, out of reach of a terminal's Ctrl+C");
+
+        await router.DisposeAsync(); // as ControlPlane stopping or crashing
+        Assert.Equal("2.0.0", (await GetAnswerAsync(publicUrl)).Version);
+
+        router = NewRouter(); // as ControlPlane starting again: the recorded live slot (blue) is what it asks for
+        var adopted = await router.AttachAsync(binding, Slot.Blue, Ct);
+        Assert.Equal(publicUrl, adopted);
+        Assert.Equal(process.Pid, router.ProcessOf(App)!.Pid);
+        Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
+        await router.SwitchAsync(binding, Slot.Blue, Ct);
+        Assert.Equal("1.0.0", (await GetAnswerAsync(publicUrl)).Version);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_router_process_that_dies_is_started_again_on_its_port_with_its_last_route()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, ct);
+        await router.SwitchAsync(binding, Slot.Green, ct);
+        var killed = router.ProcessOf(App)!.Pid;
+
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-KILL", killed.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync(ct);
+
+        while (router.ProcessOf(App) is not { } restarted || restarted.Pid == killed)
+            await Task.Delay(100, ct);
+        Assert.Equal(publicUrl, router.PublicUrlOf(App));
+        Assert.Equal("2.0.0", (await GetAnswerAsync(publicUrl)).Version);
+        Assert.Equal(Slot.Green, await router.ReadLiveSlotAsync(binding, Ct));
+    }
+
+    [Fact]
+    public async Task The_control_channel_answers_only_with_the_routers_own_secret()
+    {
+        var binding = Binding();
+        await router.AttachAsync(binding, Slot.Blue, Ct);
+        var process = router.ProcessOf(App)!;
+        var secretFile = Path.Combine(dataDirectory, "routers", App, "control.secret");
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(secretFile));
+        var control = new Uri($"http://127.0.0.1:{process.ControlPort}/route");
+
+        using var anonymous = await client.GetAsync(control, Ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using var wrong = new HttpRequestMessage(HttpMethod.Put, control)
+        {
+            Content = JsonContent.Create(new { live = "green", blue = blue.Url, green = green.Url, expectedRevision = 1 }),
+        };
+        wrong.Headers.Authorization = new("Bearer", new string('0', 64));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.SendAsync(wrong, Ct)).StatusCode);
+        // The public port never serves the control endpoints: /route is forwarded to the live slot like any path.
+        Assert.Equal("1.0.0", (await GetAnswerAsync(new Uri(router.PublicUrlOf(App)!, "/route"))).Version);
+        Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, Ct));
+
+        using var right = new HttpRequestMessage(HttpMethod.Get, control);
+        right.Headers.Authorization = new("Bearer", File.ReadAllText(secretFile).Trim());
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(right, Ct)).StatusCode);
     }
 
     [Fact]
@@ -200,17 +283,6 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         var again = await router.AttachAsync(Binding(publicUrl.Port), Slot.Green, Ct);
         Assert.Equal(publicUrl, again);
         Assert.Equal("2.0.0", (await GetAnswerAsync(again)).Version);
-    }
-
-    [Fact]
-    public async Task Dispose_stops_every_listener()
-    {
-        var publicUrl = await router.AttachAsync(Binding(), Slot.Blue, Ct);
-
-        await router.DisposeAsync();
-
-        using var freshClient = new HttpClient();
-        await Assert.ThrowsAsync<HttpRequestException>(() => freshClient.GetAsync(publicUrl, Ct));
     }
 
     [Fact]
