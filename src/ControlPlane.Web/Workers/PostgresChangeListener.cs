@@ -16,6 +16,7 @@ public sealed class PostgresChangeListener(NpgsqlDataSource dataSource, ChangeNo
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var reported = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -29,6 +30,8 @@ public sealed class PostgresChangeListener(NpgsqlDataSource dataSource, ChangeNo
                 await using (var listen = new NpgsqlCommand($"LISTEN {ChangeNotice.Channel}", connection))
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 _listening.TrySetResult();
+                if (reported) logger.LogInformation("Listening for PostgreSQL change notifications again");
+                reported = false;
                 // Anything missed while disconnected is caught up by subscribers refreshing on this synthetic notice.
                 notifier.Publish(new ChangeNotice(ChangeNotice.ApplicationKind, null, null));
                 while (!stoppingToken.IsCancellationRequested) await connection.WaitAsync(stoppingToken);
@@ -36,7 +39,9 @@ public sealed class PostgresChangeListener(NpgsqlDataSource dataSource, ChangeNo
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
             catch (Exception ex)
             {
-                logger.LogWarning(ex, "Lost the PostgreSQL LISTEN connection; reconnecting in 1 s");
+                // Once per outage, not once per attempt: the database supervisor reports the outage itself.
+                if (!reported) logger.LogWarning("Lost the PostgreSQL LISTEN connection ({Reason}); reconnecting every second", ex.Message);
+                reported = true;
                 await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }

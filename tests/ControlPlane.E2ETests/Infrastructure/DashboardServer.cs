@@ -59,6 +59,8 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
         builder.UseSetting("ControlPlane:Demo:RouterPort", "0");
         builder.UseSetting("ControlPlane:Identity:InitialAdminPassword", InitialAdminPassword);
         builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
+        // Slot and router processes outlive ControlPlane by default; a test host stops what it started.
+        builder.UseSetting("ControlPlane:Runtime:StopOnShutdown", "true");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
     }
 

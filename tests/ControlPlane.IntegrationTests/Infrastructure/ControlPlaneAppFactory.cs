@@ -34,6 +34,8 @@ public sealed class ControlPlaneAppFactory(string connectionString) : WebApplica
         builder.UseSetting("ControlPlane:Demo:Enabled", "true");
         builder.UseSetting("ControlPlane:Demo:RouterPort", "0");
         builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
+        // Slot and router processes outlive ControlPlane by default; a test host stops what it started.
+        builder.UseSetting("ControlPlane:Runtime:StopOnShutdown", "true");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
     }
 

@@ -8,22 +8,30 @@ namespace ControlPlane.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// ControlPlane as a real OS process (the built ControlPlane.Web.dll), so tests can kill -9 it and start it again on the
-/// same database and data directory.
+/// same database and data directory. Without a connection string it runs its own embedded PostgreSQL in the data directory.
 /// </summary>
 public sealed class ControlPlaneProcess : IAsyncDisposable
 {
     public const string AdminToken = "crash-test-admin-token";
-    private readonly string _connectionString;
+    public const string InitialAdminPassword = "crash-test-initial-admin-password";
+    private readonly string? _connectionString;
     private readonly StringBuilder _output = new();
     private Process? _process;
 
-    public ControlPlaneProcess(string connectionString)
+    public ControlPlaneProcess(string? connectionString)
     {
         _connectionString = connectionString;
         Port = FreePort();
     }
 
+    /// <summary>Whether a clean stop also stops slot and router processes (ControlPlane's default is to leave them serving).</summary>
+    public bool StopOnShutdown { get; init; } = true;
+
+    /// <summary>More environment variables for the ControlPlane process (configuration, as a user would set it).</summary>
+    public Dictionary<string, string> Environment { get; } = [];
+
     public int Port { get; }
+    public int? Pid => _process?.Id;
     public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-crash-").FullName;
     public Uri BaseAddress => new($"http://127.0.0.1:{Port}/");
     public string Output { get { lock (_output) return _output.ToString(); } }
@@ -35,10 +43,13 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
         start.ArgumentList.Add(web);
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add(BaseAddress.ToString().TrimEnd('/'));
-        start.Environment["ConnectionStrings__ControlPlane"] = _connectionString;
+        if (_connectionString is not null) start.Environment["ConnectionStrings__ControlPlane"] = _connectionString;
         start.Environment["ControlPlane__DataDirectory"] = DataDirectory;
         start.Environment["ControlPlane__Demo__Enabled"] = "false";
         start.Environment["ControlPlane__Bootstrap__AdminToken"] = AdminToken;
+        start.Environment["ControlPlane__Identity__InitialAdminPassword"] = InitialAdminPassword;
+        start.Environment["ControlPlane__Runtime__StopOnShutdown"] = StopOnShutdown ? "true" : "false";
+        foreach (var (name, value) in Environment) start.Environment[name] = value;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         start.Environment["Logging__LogLevel__Microsoft.EntityFrameworkCore"] = "Warning";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
@@ -72,6 +83,61 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
         await _process.WaitForExitAsync();
         _process.Dispose();
         _process = null;
+    }
+
+    /// <summary>The embedded PostgreSQL's PGDATA (when started without a connection string).</summary>
+    public string EmbeddedPostgresDirectory => Path.Combine(DataDirectory, "postgres");
+
+    /// <summary>Runs pg_ctl on the machine's PostgreSQL binaries, as the postgres user when we are root (as ControlPlane does).</summary>
+    public static async Task<(int ExitCode, string Output)> PgCtlAsync(params string[] arguments)
+    {
+        var pgCtl = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.EnumerateDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin", "pg_ctl")).Where(File.Exists).OrderDescending().FirstOrDefault()
+            : null;
+        pgCtl ??= "pg_ctl";
+        var start = System.Environment.UserName == "root"
+            ? new ProcessStartInfo("runuser", ["-u", "postgres", "--", pgCtl, .. arguments])
+            : new ProcessStartInfo(pgCtl, arguments);
+        start.RedirectStandardOutput = start.RedirectStandardError = true;
+        start.WorkingDirectory = "/";
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, output);
+    }
+
+    /// <summary>SIGTERM, as Ctrl+C or a service manager would, and wait for the process to exit.</summary>
+    public async Task StopGracefullyAsync()
+    {
+        if (_process is null) return;
+        using (var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try { await _process.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException) { Assert.Fail($"ControlPlane did not stop within 30 s of SIGTERM:\n{Output}"); }
+        _process.Dispose();
+        _process = null;
+    }
+
+    /// <summary>PIDs of the processes ControlPlane recorded under its data directory (slot processes and router processes).</summary>
+    public IReadOnlyList<int> RecordedProcesses()
+    {
+        var pids = new List<int>();
+        foreach (var folder in new[] { "slots", "routers" })
+        {
+            var root = Path.Combine(DataDirectory, folder);
+            if (!Directory.Exists(root)) continue;
+            foreach (var file in Directory.EnumerateFiles(root, "*.json", SearchOption.AllDirectories))
+            {
+                try
+                {
+                    using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+                    if (json.RootElement.TryGetProperty("pid", out var pid) && pid.GetInt32() > 0 && Directory.Exists($"/proc/{pid.GetInt32()}"))
+                        pids.Add(pid.GetInt32());
+                }
+                catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException) { }
+            }
+        }
+        return pids;
     }
 
     public HttpClient Admin()
@@ -123,12 +189,20 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
     {
         if (_process is { HasExited: false })
         {
-            // A clean stop: ControlPlane stops its slot processes and router itself.
+            // A clean stop: with StopOnShutdown ControlPlane stops its slot processes and routers itself.
             using (var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await term.WaitForExitAsync();
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             try { await _process.WaitForExitAsync(timeout.Token); } catch (OperationCanceledException) { _process.Kill(); }
         }
         _process?.Dispose();
+        // Whatever still runs (left serving on purpose, or after a kill -9): the test started it, the test stops it.
+        foreach (var pid in RecordedProcesses())
+        {
+            using var kill = Process.Start("kill", ["-KILL", "--", "-" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await kill.WaitForExitAsync();
+        }
+        if (_connectionString is null && File.Exists(Path.Combine(EmbeddedPostgresDirectory, "postmaster.pid")))
+            await PgCtlAsync("stop", "-m", "immediate", "-D", EmbeddedPostgresDirectory);
         try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

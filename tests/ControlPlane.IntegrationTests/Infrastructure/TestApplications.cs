@@ -5,13 +5,14 @@ namespace ControlPlane.IntegrationTests.Infrastructure;
 /// <summary>Registers a copy of the demo (real slot processes, embedded router) with a policy chosen by the test.</summary>
 public static class TestApplications
 {
-    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy)
+    /// <param name="routerPort">The embedded router's listenPort; a fresh free port when null (0 lets the router pick one, kept from then on).</param>
+    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy, int? routerPort = null)
     {
         var dll = Core.Deployers.DemoAppLocator.Find() ?? throw new InvalidOperationException("The demo app is not built.");
         var response = await admin.PostAsJsonAsync("/api/v1/applications", new
         {
             name,
-            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = Core.Deployers.LoopbackPorts.PickForLater() } },
+            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = routerPort ?? Core.Deployers.LoopbackPorts.PickForLater() } },
             deployer = new
             {
                 kind = "process",

@@ -10,21 +10,25 @@ public sealed class KeepAliveLoad
 {
     private readonly HttpClient _client;
     private readonly Task[] _workers;
+    private readonly Func<BackendAnswer, bool> _expected;
     private long _total, _failures, _blue, _green;
     private string? _firstFailure;
     private bool _stopping;
 
-    private KeepAliveLoad(Uri url, int workers, CancellationToken ct)
+    private KeepAliveLoad(Uri url, int workers, Func<BackendAnswer, bool>? expected, CancellationToken ct)
     {
+        _expected = expected ?? (answer => answer is { Version: "1.0.0", Slot: "blue" } or { Version: "2.0.0", Slot: "green" });
         _client = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = workers });
         _workers = [.. Enumerable.Range(0, workers).Select(_ => Task.Run(() => WorkAsync(url, ct), ct))];
     }
 
     public long Total => Interlocked.Read(ref _total);
+    public long Failures => Interlocked.Read(ref _failures);
 
-    public static async Task<KeepAliveLoad> StartAsync(Uri url, int workers, CancellationToken ct)
+    /// <param name="expected">Which answers count as served (default: 1.0.0 from blue or 2.0.0 from green); anything else is a failure.</param>
+    public static async Task<KeepAliveLoad> StartAsync(Uri url, int workers, CancellationToken ct, Func<BackendAnswer, bool>? expected = null)
     {
-        var load = new KeepAliveLoad(url, workers, ct);
+        var load = new KeepAliveLoad(url, workers, expected, ct);
         // Let every worker get going before the first switch (bounded: at most ~5 s).
         for (var i = 0; i < 100 && load.Total < 100; i++) await Task.Delay(50, ct);
         return load;
@@ -58,8 +62,8 @@ public sealed class KeepAliveLoad
                 using var response = await _client.GetAsync(url, ct);
                 var body = await response.Content.ReadAsStringAsync(ct);
                 var answer = response.IsSuccessStatusCode ? JsonSerializer.Deserialize<BackendAnswer>(body, JsonSerializerOptions.Web) : null;
-                if (answer is { Version: "1.0.0", Slot: "blue" }) Interlocked.Increment(ref _blue);
-                else if (answer is { Version: "2.0.0", Slot: "green" }) Interlocked.Increment(ref _green);
+                if (answer is not null && _expected(answer) && answer.Slot == "blue") Interlocked.Increment(ref _blue);
+                else if (answer is not null && _expected(answer) && answer.Slot == "green") Interlocked.Increment(ref _green);
                 else Fail($"HTTP {(int)response.StatusCode}: {body}");
             }
             catch (Exception ex) when (ex is HttpRequestException or JsonException or IOException)

@@ -42,6 +42,8 @@ public sealed partial class SecurityAppFactory(string connectionString, IReadOnl
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
         builder.UseSetting("ControlPlane:Demo:Enabled", "false");
         builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
+        // Slot and router processes outlive ControlPlane by default; a test host stops what it started.
+        builder.UseSetting("ControlPlane:Runtime:StopOnShutdown", "true");
         builder.UseSetting("ControlPlane:Identity:InitialAdminPassword", InitialAdminPassword);
         builder.UseSetting("Logging:LogLevel:Default", "Debug");
         builder.UseSetting("Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command", "Information");
