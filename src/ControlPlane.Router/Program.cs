@@ -53,7 +53,7 @@ var invoker = new HttpMessageInvoker(new SocketsHttpHandler
 
 // ---- The public listener: forwards every request to the live slot -------------------------------------------------------
 var publicBuilder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "ControlPlane.Router", Args = [] });
-publicBuilder.Logging.ClearProviders().AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "O "; });
+publicBuilder.Logging.ClearProviders().AddSimpleConsole(o => { o.SingleLine = true; o.UseUtcTimestamp = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; });
 publicBuilder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ControlPlane.Router", LogLevel.Information);
 publicBuilder.WebHost.ConfigureKestrel(kestrel =>
 {

@@ -103,8 +103,10 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         }
 
         // A port chosen once is kept: a stored 0 means "the port this router was given before", so the URL never changes.
+        // A new one comes from below the kernel's ephemeral range, where no outgoing connection can take it while the router is down.
         var port = settings.ListenPort != 0 ? settings.ListenPort
-            : record is not null && record.ListenAddress == settings.ListenAddress ? record.ListenPort : 0;
+            : record is not null && record.ListenAddress == settings.ListenAddress && record.ListenPort != 0 ? record.ListenPort
+            : LoopbackPorts.PickForLater();
         var previous = ReadRoute(binding.Application);
         WriteRoute(binding.Application, new RouteState(liveSlot.Name(), binding.BlueEndpoint.AbsoluteUri, binding.GreenEndpoint.AbsoluteUri,
             (previous?.Revision ?? 0) + 1));
@@ -494,9 +496,9 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         }
     }
 
-    private static async Task<IDisposable> LockAsync(string application, CancellationToken cancellationToken)
+    private async Task<IDisposable> LockAsync(string application, CancellationToken cancellationToken)
     {
-        var gate = Locks.GetOrAdd(application, _ => new SemaphoreSlim(1, 1));
+        var gate = Locks.GetOrAdd(DirectoryOf(application), _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
         return new Releaser(gate);
     }
