@@ -12,7 +12,7 @@ public sealed class DatabaseSupervisor(ResolvedDatabase database, ILogger<Databa
 {
     private static readonly TimeSpan CheckEvery = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
 
     private volatile string? _problem;
     private long _downSince;

@@ -14,7 +14,7 @@ public sealed class RuntimeLeadership(NpgsqlDataSource dataSource, ILogger<Runti
     private const long LockKey = 0x436F6E74726F6C4C; // "ControlL"
     private static readonly TimeSpan PingEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
     private readonly TaskCompletionSource _acquired = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CancellationTokenSource _term = new();
     private int _terms;

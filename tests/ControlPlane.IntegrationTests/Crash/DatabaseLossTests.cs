@@ -56,7 +56,10 @@ public sealed class DatabaseLossTests
             await load.StopAsync();
         }
 
-        // Releases work again: the runtime leads again and the worker picks the release up.
+        // Everything resumes: the supervisor and the leadership say so (bounded wait), and the worker picks a release up.
+        for (var i = 0; i < 300 && !(cp.Output.Contains("PostgreSQL is reachable again") && cp.Output.Contains("runs the release runtime again")); i++)
+            await Task.Delay(100, ct);
+        Assert.Contains("runs the release runtime again", cp.Output);
         using var client = cp.Admin();
         var release = (await client.StartReleaseAsync(app, "2.0.0")).GetProperty("id").GetString()!;
         await client.WaitForStateAsync(release, "AwaitingApproval", seconds: 90);
@@ -65,8 +68,8 @@ public sealed class DatabaseLossTests
         Assert.Equal(0, load.Failures);
         Assert.True(load.Total > 0);
         // Reported once per change, not once per attempt.
-        Assert.Equal(1, Occurrences(cp.Output, "PostgreSQL is not reachable:"));
-        Assert.Equal(1, Occurrences(cp.Output, "PostgreSQL is reachable again"));
+        Assert.True(Occurrences(cp.Output, "PostgreSQL is not reachable:") == 1, cp.Output);
+        Assert.True(Occurrences(cp.Output, "PostgreSQL is reachable again") == 1, cp.Output);
     }
 
     private static int Occurrences(string text, string what)
