@@ -11,8 +11,8 @@ namespace ControlPlane.Web.Hosting;
 public sealed class DatabaseSupervisor(ResolvedDatabase database, ILogger<DatabaseSupervisor> logger) : BackgroundService
 {
     private static readonly TimeSpan CheckEvery = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(15);
 
     private volatile string? _problem;
     private long _downSince;
@@ -23,11 +23,31 @@ public sealed class DatabaseSupervisor(ResolvedDatabase database, ILogger<Databa
     /// <summary>Why the database is not available (null when it is).</summary>
     public string? Problem => _problem;
 
-    /// <summary>A check of its own, bounded by <paramref name="timeout"/>: null when PostgreSQL answers, else why not.</summary>
+    /// <summary>
+    /// A check of its own, answered within <paramref name="timeout"/>: null when PostgreSQL answers, else why not. The probe
+    /// itself is not cancelled at the timeout (on a busy machine a new connection may take longer to open, and cancelling it
+    /// would leave the pool empty for the next check too); concurrent callers share one probe, so none pile up.
+    /// </summary>
     public async Task<string?> CheckAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        bounded.CancelAfter(timeout);
+        Task<string?> probe;
+        lock (_probeGate)
+        {
+            if (_probe is null || _probe.IsCompleted) _probe = ProbeAsync();
+            probe = _probe;
+        }
+        if (await Task.WhenAny(probe, Task.Delay(timeout, cancellationToken)) == probe) return await probe;
+        cancellationToken.ThrowIfCancellationRequested();
+        return $"PostgreSQL did not answer within {timeout.TotalSeconds:0.#} s";
+    }
+
+    private readonly Lock _probeGate = new();
+    private Task<string?>? _probe;
+
+    private async Task<string?> ProbeAsync()
+    {
+        // Bounded by itself too: a stopped (SIGSTOP) server accepts the TCP connection but never answers.
+        using var bounded = new CancellationTokenSource(ProbeTimeout);
         try
         {
             await using var connection = await database.DataSource.OpenConnectionAsync(bounded.Token);
@@ -35,9 +55,9 @@ public sealed class DatabaseSupervisor(ResolvedDatabase database, ILogger<Databa
             await command.ExecuteScalarAsync(bounded.Token);
             return null;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            return $"PostgreSQL did not answer within {timeout.TotalSeconds:0.#} s";
+            return $"PostgreSQL did not answer within {ProbeTimeout.TotalSeconds:0} s";
         }
         catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or TimeoutException or IOException)
         {
@@ -51,7 +71,8 @@ public sealed class DatabaseSupervisor(ResolvedDatabase database, ILogger<Databa
         string? lastRestartProblem = null;
         while (!stoppingToken.IsCancellationRequested)
         {
-            var problem = await CheckAsync(CheckTimeout, stoppingToken);
+            // The whole probe (itself bounded): a slow answer on a busy machine is not an outage.
+            var problem = await CheckAsync(ProbeTimeout + TimeSpan.FromSeconds(1), stoppingToken);
             if (problem is null)
             {
                 if (_problem is not null)

@@ -151,6 +151,8 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
     public static IReadOnlyList<(int Pid, string Slot)> SlotProcesses(string application)
     {
         var found = new List<(int, string)>();
+        // This checkout's demo app only: another checkout's tests on the same machine may use the same application names.
+        var demoApp = Core.Deployers.DemoAppLocator.Find();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
@@ -161,7 +163,7 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
             var app = Array.IndexOf(args, "--app");
             var slot = Array.IndexOf(args, "--slot");
             if (app >= 0 && app + 1 < args.Length && args[app + 1] == application && slot >= 0 && slot + 1 < args.Length
-                && args.Any(a => a.EndsWith("ControlPlane.DemoApp.dll", StringComparison.Ordinal)))
+                && args.Contains(demoApp, StringComparer.Ordinal))
                 found.Add((pid, args[slot + 1]));
         }
         return found;

@@ -26,12 +26,12 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
     {
         blue = await TestBackend.StartAsync(App, "1.0.0", "blue", Ct);
         green = await TestBackend.StartAsync(App, "2.0.0", "green", Ct);
-        // A short probe deadline keeps the failing-verification tests quick; success is normally immediate.
+        // A short probe deadline keeps the failing-verification tests quick; the router process's first answer can take a moment.
         router = NewRouter();
     }
 
     private EmbeddedRouter NewRouter() =>
-        new(new DataPlaneProbe(deadline: TimeSpan.FromSeconds(1)), Options.Create(new ControlPlaneOptions { DataDirectory = dataDirectory }));
+        new(new DataPlaneProbe(deadline: TimeSpan.FromSeconds(3)), Options.Create(new ControlPlaneOptions { DataDirectory = dataDirectory }));
 
     public async ValueTask DisposeAsync()
     {
