@@ -33,8 +33,8 @@ public sealed class RecordingRouter(CallLog log, string kind = "embedded") : ITr
     /// <summary>When set, the data plane answers this instead of what is on the slot (a broken router).</summary>
     public Func<string, Slot, DataPlaneVerification?>? VerifyOverride { get; set; }
 
-    /// <summary>When set, thrown by the next switch (then cleared).</summary>
-    public Exception? ThrowOnNextSwitch { get; set; }
+    /// <summary>Thrown by the next switch of an application (then forgotten): a fault or a crash in the middle of a flip.</summary>
+    public ConcurrentDictionary<string, Exception> FailNextSwitch { get; } = new();
 
     public Slot? LiveOf(string application) => _live.TryGetValue(application, out var s) ? s : null;
 
@@ -51,9 +51,8 @@ public sealed class RecordingRouter(CallLog log, string kind = "embedded") : ITr
 
     public Task SwitchAsync(RouterBinding binding, Slot target, CancellationToken cancellationToken)
     {
-        if (ThrowOnNextSwitch is { } ex)
+        if (FailNextSwitch.TryRemove(binding.Application, out var ex))
         {
-            ThrowOnNextSwitch = null;
             log.Add($"router switch-failed {binding.Application} {target.Name()}");
             throw ex;
         }
