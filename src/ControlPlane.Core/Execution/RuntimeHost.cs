@@ -9,8 +9,8 @@ namespace ControlPlane.Core.Execution;
 /// </summary>
 public sealed record RuntimeHost(string Id)
 {
-    /// <summary>Deployer and router kinds whose processes and listeners live on the host that runs them.</summary>
-    public static readonly IReadOnlySet<string> HostLocalKinds = new HashSet<string>(StringComparer.Ordinal) { "process", "embedded" };
+    /// <summary>Deployer and router kinds whose processes, listeners or config files live on the host that runs them.</summary>
+    public static readonly IReadOnlySet<string> HostLocalKinds = new HashSet<string>(StringComparer.Ordinal) { "process", "embedded", "nginx" };
 
     public static bool IsHostLocal(Application app) => HostLocalKinds.Contains(app.DeployerKind) || HostLocalKinds.Contains(app.RouterKind);
 
