@@ -174,6 +174,11 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("xid")
                         .HasColumnName("xmin");
 
+                    b.Property<string>("RuntimeHost")
+                        .HasMaxLength(253)
+                        .HasColumnType("character varying(253)")
+                        .HasColumnName("runtime_host");
+
                     b.Property<string>("VerifyPath")
                         .IsRequired()
                         .HasColumnType("text")
@@ -290,6 +295,14 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("text")
                         .HasColumnName("lease_owner");
 
+                    b.Property<DateTimeOffset?>("MonitoredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("monitored_at");
+
+                    b.Property<double>("MonitoredSeconds")
+                        .HasColumnType("double precision")
+                        .HasColumnName("monitored_seconds");
+
                     b.Property<DateTimeOffset?>("MonitoringUntil")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("monitoring_until");
@@ -314,6 +327,37 @@ namespace ControlPlane.Migrations.Migrations
                     b.Property<int>("RequiredApprovals")
                         .HasColumnType("integer")
                         .HasColumnName("required_approvals");
+
+                    b.Property<bool>("RollbackAutomatic")
+                        .HasColumnType("boolean")
+                        .HasColumnName("rollback_automatic");
+
+                    b.Property<string>("RollbackReason")
+                        .HasColumnType("text")
+                        .HasColumnName("rollback_reason");
+
+                    b.Property<string>("RollbackRefusal")
+                        .HasColumnType("text")
+                        .HasColumnName("rollback_refusal");
+
+                    b.Property<Guid?>("RollbackRequestId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("rollback_request_id");
+
+                    b.Property<DateTimeOffset?>("RollbackRequestedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("rollback_requested_at");
+
+                    b.Property<string>("RollbackRequestedBy")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("rollback_requested_by");
+
+                    b.Property<string>("RollbackRequestedByKind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("rollback_requested_by_kind");
 
                     b.Property<uint>("RowVersion")
                         .IsConcurrencyToken()

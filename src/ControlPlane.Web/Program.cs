@@ -51,6 +51,10 @@ builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();
 builder.Services.AddScoped<ReleaseCommands>();
+// Which host this ControlPlane runs on: slot processes and embedded routers belong to one host (README, "Replicas").
+builder.Services.AddSingleton(new RuntimeHost(builder.Configuration["ControlPlane:HostId"] is { Length: > 0 } hostId ? hostId : Environment.MachineName));
+// How long a rollback request waits for the runtime leader before answering 202 with where to poll.
+builder.Services.AddSingleton(new RollbackWait(TimeSpan.FromSeconds(builder.Configuration.GetValue("ControlPlane:RollbackWaitSeconds", 10.0))));
 builder.Services.AddScoped<AuditQuery>();
 builder.Services.AddScoped<AuditVerifier>();
 builder.Services.AddSingleton<AuditChainStatus>();

@@ -67,6 +67,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.OwnsOne(a => a.Blue, s => MapSlot(s, "blue"));
             e.OwnsOne(a => a.Green, s => MapSlot(s, "green"));
             e.Property(a => a.RowVersion).IsRowVersion();
+            e.Property(a => a.RuntimeHost).HasMaxLength(253);
             e.Ignore(a => a.LiveStatus);
             e.Ignore(a => a.LiveVersion);
             e.Ignore(a => a.StandbySlot);
@@ -85,6 +86,10 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Property(d => d.FromVersion).HasMaxLength(64);
             e.Property(d => d.ApplicationName).HasMaxLength(63);
             e.Property(d => d.RowVersion).IsRowVersion();
+            e.Property(d => d.RollbackRequestedBy).HasMaxLength(128);
+            e.Property(d => d.RollbackRequestedByKind).HasConversion<string>().HasMaxLength(16);
+            e.Ignore(d => d.RollbackPending);
+            e.Ignore(d => d.RollbackRequester);
             e.HasOne<Application>().WithMany().HasForeignKey(d => d.ApplicationId).OnDelete(DeleteBehavior.Restrict);
             // The database itself refuses a second in-flight deployment for an application.
             e.HasIndex(d => d.ApplicationId).IsUnique().HasFilter(

@@ -34,6 +34,12 @@ public sealed class Application : IRecordsAuditEvents
     /// <summary>Where users reach the application (reported by the router once attached).</summary>
     public string? PublicUrl { get; private set; }
 
+    /// <summary>
+    /// The host whose ControlPlane runs this application's slot processes and embedded router (recorded when they are first
+    /// brought up; null until then, or when nothing of it is host-local).
+    /// </summary>
+    public string? RuntimeHost { get; private set; }
+
     /// <summary>Until when the previous slot stays warm so a rollback is an instant router flip (null = no rollback possible).</summary>
     public DateTimeOffset? RollbackAvailableUntil { get; private set; }
 
@@ -92,7 +98,16 @@ public sealed class Application : IRecordsAuditEvents
         return true;
     }
 
-    public void AttachedAt(Uri publicUrl) => PublicUrl = publicUrl.ToString();
+    public void AttachedAt(Uri publicUrl, string? runtimeHost, DateTimeOffset now)
+    {
+        PublicUrl = publicUrl.ToString();
+        if (runtimeHost is not null && RuntimeHost != runtimeHost)
+        {
+            Record(Actor.System, "application.runtime-host", now, before: RuntimeHost, after: runtimeHost,
+                reason: "slot processes and router brought up on this host");
+            RuntimeHost = runtimeHost;
+        }
+    }
 
     /// <summary>
     /// Stores router settings the router resolved itself (an embedded router's <c>listenPort</c> 0 becomes the port it got),
@@ -124,6 +139,23 @@ public sealed class Application : IRecordsAuditEvents
         previous.State = SlotRunState.Stopped;
         previous.Healthy = false;
         previous.Message = why;
+    }
+
+    /// <summary>
+    /// Records what the runtime saw of the live slot; a change between serving and not serving is audited (once per change,
+    /// not per look). Returns whether the live slot went down with this observation.
+    /// </summary>
+    public bool ObserveLiveSlot(bool running, bool healthy, string? message, DateTimeOffset now)
+    {
+        var live = LiveStatus;
+        var wasServing = live.State == SlotRunState.Running && live.Healthy;
+        var serving = running && healthy;
+        ObserveSlot(LiveSlot, running ? SlotRunState.Running : SlotRunState.Failed, live.Version, serving, message, now);
+        if (wasServing == serving) return false;
+        Record(Actor.System, serving ? "slot.live-recovered" : "slot.live-unhealthy", now,
+            before: $"{LiveSlot.Name()} {live.Version} {(wasServing ? "serving" : "not serving")}",
+            after: $"{LiveSlot.Name()} {live.Version} {(serving ? "serving" : running ? "unhealthy" : "not running")}", reason: message);
+        return !serving;
     }
 
     public bool IsRollbackAvailable(DateTimeOffset now) =>

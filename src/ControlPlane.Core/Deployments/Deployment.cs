@@ -42,6 +42,29 @@ public sealed class Deployment : IRecordsAuditEvents
     public DateTimeOffset? AwaitingApprovalSince { get; private set; }
     public DateTimeOffset? MonitoringUntil { get; private set; }
 
+    /// <summary>Monitoring time actually watched (checks ran and passed); time while ControlPlane was down is not in it.</summary>
+    public double MonitoredSeconds { get; private set; }
+
+    /// <summary>When monitoring last ran its checks (the start of the next watched stretch).</summary>
+    public DateTimeOffset? MonitoredAt { get; private set; }
+
+    /// <summary>
+    /// Recorded intent to roll this release back (Argo's <c>status.abort</c>): written by whoever asks, carried out by the
+    /// runtime leader's reconcile loop. Null when none was asked for.
+    /// </summary>
+    public Guid? RollbackRequestId { get; private set; }
+    public string? RollbackRequestedBy { get; private set; }
+    public ActorKind RollbackRequestedByKind { get; private set; }
+    public string? RollbackReason { get; private set; }
+    public DateTimeOffset? RollbackRequestedAt { get; private set; }
+    public bool RollbackAutomatic { get; private set; }
+
+    /// <summary>Why the last requested rollback was not carried out (null while pending or after it happened).</summary>
+    public string? RollbackRefusal { get; private set; }
+
+    /// <summary>A rollback was asked for and the reconcile loop has not yet carried it out or refused it.</summary>
+    public bool RollbackPending => RollbackRequestId is not null && RollbackRefusal is null && State is Monitoring or Succeeded;
+
     /// <summary>Why the deployment ended the way it did, in words for the operator.</summary>
     public string? Outcome { get; private set; }
 
@@ -274,6 +297,8 @@ public sealed class Deployment : IRecordsAuditEvents
         FinishStep(StepNames.Switch, StepState.Succeeded, message, now);
         StartStep(StepNames.Monitor, now, $"watching {TargetSlot.Name()} for {monitoringWindow.TotalSeconds:0} s");
         MonitoringUntil = now + monitoringWindow;
+        MonitoredSeconds = 0;
+        MonitoredAt = now;
         MoveTo(Monitoring, Actor.System, now, "deployment.monitoring", details: Json(new { step = StepNames.Switch, message }));
     }
 
@@ -305,6 +330,57 @@ public sealed class Deployment : IRecordsAuditEvents
         Finish(DeploymentState.RolledBack, by, now, automatic ? "deployment.auto-rolled-back" : "deployment.rolled-back", reason,
             $"{(automatic ? "Automatically rolled back" : $"Rolled back by {by.Name} (break-glass)")}: {reason}",
             Json(new { version = Version, targetSlot = TargetSlot.Name(), automatic, breakGlass = !automatic }));
+    }
+
+    /// <summary>
+    /// Records the intent to roll back; the reconcile loop carries it out (or refuses it with a reason). Saved — and audited —
+    /// in the same transaction as the request, so any replica may accept it and a crash before the flip only delays it.
+    /// </summary>
+    public Guid RequestRollback(Actor by, string reason, bool automatic, DateTimeOffset now)
+    {
+        if (State is not (Monitoring or Succeeded))
+            throw DomainException.Conflict($"Deployment {Id} is {State}; only a live release can be rolled back.");
+        if (RollbackPending)
+            throw DomainException.Conflict($"A rollback of {ApplicationName} requested by {RollbackRequestedBy} at {RollbackRequestedAt:u} is already under way.");
+        RollbackRequestId = Guid.CreateVersion7(now);
+        RollbackRequestedBy = by.Name;
+        RollbackRequestedByKind = by.Kind;
+        RollbackReason = reason;
+        RollbackRequestedAt = now;
+        RollbackAutomatic = automatic;
+        RollbackRefusal = null;
+        NextRunAt = now;
+        Record(by, "rollback.requested", now, State, State, reason,
+            Json(new { requestId = RollbackRequestId, version = Version, targetSlot = TargetSlot.Name(), automatic }));
+        return RollbackRequestId.Value;
+    }
+
+    /// <summary>Who asked for the pending rollback (the person is recorded on what it does, not the leader that did it).</summary>
+    public Actor RollbackRequester => new(RollbackRequestedBy ?? "system", RollbackRequestedBy is null ? ActorKind.System : RollbackRequestedByKind);
+
+    /// <summary>The reconcile loop could not carry the rollback out; traffic stayed where it was.</summary>
+    public void RollbackRefused(string why, DateTimeOffset now)
+    {
+        if (!RollbackPending) return;
+        RollbackRefusal = why;
+        UpdatedAt = now;
+        NextRunAt = State == Monitoring ? now : NextRunAt;
+        Record(Actor.System, "rollback.refused", now, State, State, why, Json(new { requestId = RollbackRequestId, requestedBy = RollbackRequestedBy }));
+    }
+
+    /// <summary>
+    /// A monitoring tick whose checks passed: the time since the previous tick counts as watched, at most
+    /// <paramref name="maxStretch"/> (a longer gap means ControlPlane was not watching). Returns the watched seconds.
+    /// </summary>
+    public double Watched(DateTimeOffset now, TimeSpan maxStretch, TimeSpan window)
+    {
+        Expect(Monitoring);
+        if (MonitoredAt is { } last && now > last)
+            MonitoredSeconds += Math.Min((now - last).TotalSeconds, maxStretch.TotalSeconds);
+        MonitoredAt = now;
+        // The end moves later by whatever was not watched.
+        MonitoringUntil = now + TimeSpan.FromSeconds(Math.Max(0, window.TotalSeconds - MonitoredSeconds));
+        return MonitoredSeconds;
     }
 
     public void CleanedUp() => CleanupPending = false;

@@ -26,6 +26,12 @@ public sealed record ReleasePolicy
     /// <summary>How long the old slot stays warm after success, for instant rollback.</summary>
     public int HoldWindowSeconds { get; init; } = 900;
 
+    /// <summary>
+    /// Roll back automatically when the live slot of a succeeded release stops serving while the previous slot is still warm.
+    /// Off by default: a person is shown the failure and offered the rollback.
+    /// </summary>
+    public bool RollbackWhenLiveSlotFails { get; init; }
+
     public IEnumerable<SettingsError> Validate(string prefix)
     {
         if (RequiredApprovals is < 0 or > 10)

@@ -12,7 +12,7 @@ namespace ControlPlane.Core.Execution;
 /// kill -9) and periodically. Brings up the live (and still-warm previous) slot, attaches the router to the recorded live
 /// slot, stops slots nothing needs any more, and refreshes slot health for the dashboard.
 /// </summary>
-public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistry providers, TimeProvider time, ILogger<ApplicationRuntime> logger)
+public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistry providers, RuntimeHost host, TimeProvider time, ILogger<ApplicationRuntime> logger)
 {
     private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(60);
 
@@ -23,7 +23,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         var failed = new List<Guid>();
         foreach (var id in ids)
         {
-            try { await AttachAsync(id, cancellationToken); }
+            try { await AttachAsync(id, cancellationToken); } // another host's application is not retried: it is not ours
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 logger.LogError(ex, "Could not bring application {ApplicationId} up; trying again with the next housekeeping round", id);
@@ -33,10 +33,16 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         return failed;
     }
 
-    public async Task AttachAsync(Guid applicationId, CancellationToken cancellationToken)
+    /// <summary>Brings the application up from its recorded state; returns false (and says why) when its runtime belongs to another host.</summary>
+    public async Task<bool> AttachAsync(Guid applicationId, CancellationToken cancellationToken)
     {
         db.ChangeTracker.Clear();
         var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
+        if (host.RefusalFor(app) is { } elsewhere)
+        {
+            logger.LogWarning("Not bringing {Application} up: {Reason}", app.Name, elsewhere);
+            return false;
+        }
         var deployer = providers.DeployerFor(app);
         var deployerBinding = providers.DeployerBindingFor(app);
         var now = time.GetUtcNow();
@@ -67,7 +73,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         var router = providers.RouterFor(app);
         var routerBinding = providers.RouterBindingFor(app);
         var publicUrl = await router.AttachAsync(routerBinding, app.LiveSlot, cancellationToken);
-        app.AttachedAt(publicUrl);
+        app.AttachedAt(publicUrl, RuntimeHost.IsHostLocal(app) ? host.Id : null, time.GetUtcNow());
         if (EmbeddedRouterSettings.PinnedPort(app.RouterKind, app.RouterSettingsJson, publicUrl) is { } pinned)
             app.PinRouterSettings(pinned, Actor.System, time.GetUtcNow(), $"listenPort 0 was resolved to {publicUrl.Port}: kept so the public URL stays the same");
 
@@ -83,6 +89,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         await db.SaveChangesAsync(cancellationToken);
         logger.LogInformation("{Application} serves {Version} from {Slot} at {PublicUrl}", app.Name, app.LiveVersion, app.LiveSlot.Name(), publicUrl);
         await HousekeepAsync(app.Id, cancellationToken);
+        return true;
     }
 
     /// <summary>Stops slots nothing needs (hold window over, abandoned) and refreshes slot health. Holds the application lock.</summary>
@@ -93,6 +100,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         // FOR UPDATE also blocks a new deployment's insert (its foreign-key check) until we are done deciding.
         await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = {applicationId} FOR UPDATE", cancellationToken);
         var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
+        if (host.RefusalFor(app) is not null || app.PublicUrl is null) return; // not ours, or not brought up yet
         var inFlight = await db.Deployments.Where(d => d.ApplicationId == applicationId && DeploymentStates.InFlight.Contains(d.State))
             .Select(d => new { d.TargetSlot }).FirstOrDefaultAsync(cancellationToken);
         var deployer = providers.DeployerFor(app);
@@ -120,10 +128,33 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
             // A slot being deployed right now is reported by the deployment, not by this refresh.
             if (status.State is SlotRunState.Stopped or SlotRunState.Starting || (slot == standby && inFlight is not null)) continue;
             var seen = await deployer.ObserveAsync(binding, slot, cancellationToken);
-            app.ObserveSlot(slot, seen.Running ? SlotRunState.Running : SlotRunState.Failed, status.Version, seen.Running && seen.Healthy, seen.Message, now);
+            if (slot == app.LiveSlot) await WatchLiveSlotAsync(app, seen, inFlight is not null, now, cancellationToken);
+            else app.ObserveSlot(slot, seen.Running ? SlotRunState.Running : SlotRunState.Failed, status.Version, seen.Running && seen.Healthy, seen.Message, now);
         }
         await db.SaveChangesAsync(cancellationToken);
         await tx.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// After <c>Succeeded</c> nothing else watches the live slot: a crash or failing health shows on the dashboard, is audited
+    /// once per change and logged, and — when the policy asks and the previous slot is warm — becomes a rollback intent.
+    /// </summary>
+    private async Task WatchLiveSlotAsync(Application app, SlotObservation seen, bool releaseInFlight, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var wentDown = app.ObserveLiveSlot(seen.Running, seen.Healthy, seen.Message, now);
+        if (!wentDown) return;
+        var rollback = app.IsRollbackAvailable(now)
+            ? $"rollback to {app.StandbySlot.Name()} {app.SlotStatusOf(app.StandbySlot).Version} is possible until {app.RollbackAvailableUntil:u}"
+            : "no warm previous slot to roll back to";
+        logger.LogError("Live slot {Slot} of {Application} ({Version}) stopped serving: {Reason}; {Rollback}",
+            app.LiveSlot.Name(), app.Name, app.LiveVersion, seen.Message, rollback);
+        // While a release is being monitored its own checks decide; afterwards only the policy may roll back on its own.
+        if (releaseInFlight || !app.Policy.RollbackWhenLiveSlotFails || !app.IsRollbackAvailable(now)) return;
+        var live = await db.Deployments
+            .Where(d => d.ApplicationId == app.Id && d.TargetSlot == app.LiveSlot && d.State == DeploymentState.Succeeded)
+            .OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+        if (live is null || live.RollbackPending) return;
+        live.RequestRollback(Actor.System, $"live slot {app.LiveSlot.Name()} ({app.LiveVersion}) stopped serving: {seen.Message}", automatic: true, now);
     }
 
     private async Task<SlotDeployResult> ConvergeAsync(ISlotDeployer deployer, DeployerBinding binding, Slot slot, string version, CancellationToken cancellationToken)

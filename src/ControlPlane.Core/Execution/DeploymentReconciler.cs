@@ -15,21 +15,47 @@ namespace ControlPlane.Core.Execution;
 /// </summary>
 public sealed class DeploymentReconciler(
     ControlPlaneDbContext db, ProviderRegistry providers, HttpCheckRunner checks, TrafficSwitch trafficSwitch,
-    TimeProvider time, ILogger<DeploymentReconciler> logger)
+    RuntimeHost host, TimeProvider time, ILogger<DeploymentReconciler> logger)
 {
     private static readonly TimeSpan DeployPollFloor = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan WrongHostRetry = TimeSpan.FromSeconds(30);
 
     public async Task ReconcileAsync(Guid deploymentId, CancellationToken cancellationToken)
     {
-        var d = await db.Deployments.SingleOrDefaultAsync(x => x.Id == deploymentId, cancellationToken);
-        if (d is null) return;
-        var app = await db.Applications.SingleAsync(a => a.Id == d.ApplicationId, cancellationToken);
-        var now = time.GetUtcNow();
+        // A breach records the rollback intent and saves it; the second pass carries it out (as it would after a crash).
+        for (var pass = 0; pass < 2; pass++)
+        {
+            if (!await ReconcileOnceAsync(deploymentId, cancellationToken)) return;
+        }
+    }
+
+    /// <summary>One step; returns whether a traffic move (a rollback intent) became due and should be carried out at once.</summary>
+    private async Task<bool> ReconcileOnceAsync(Guid deploymentId, CancellationToken cancellationToken)
+    {
+        db.ChangeTracker.Clear();
+        Application? app = null;
+        Deployment? d = null;
         try
         {
-            await StepAsync(app, d, now, cancellationToken);
+            await using (var tx = await db.Database.BeginTransactionAsync(cancellationToken))
+            {
+                (app, d) = await LockAsync(deploymentId, cancellationToken);
+                if (app is null || d is null) return false;
+                if (d.State == Switching || d.RollbackPending)
+                {
+                    // Traffic moves run under the locks just taken (application, then deployment) and are saved in the
+                    // same transaction: nothing else can change either record between the flip and its record.
+                    await MoveTrafficAsync(app, d, cancellationToken);
+                    await db.SaveChangesAsync(cancellationToken);
+                    await tx.CommitAsync(cancellationToken);
+                    return false;
+                }
+                // Slow steps (deploying, checks) must not hold the application: other writers use optimistic concurrency.
+                await tx.CommitAsync(cancellationToken);
+            }
+            await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException and not DbUpdateException and not DomainException)
+        catch (Exception ex) when (ex is not OperationCanceledException and not DbUpdateException and not DomainException && d is not null && app is not null)
         {
             // A router or deployer fault (API down, credentials) must show on the release, not only in the server log.
             logger.LogWarning(ex, "Step {State} of {Application} {Version} failed; retrying in {Delay}", d.State, app.Name, d.Version, FaultRetry);
@@ -40,14 +66,76 @@ public sealed class DeploymentReconciler(
             d.RunAgainAt(time.GetUtcNow() + FaultRetry);
         }
         await db.SaveChangesAsync(cancellationToken);
+        return d is { RollbackPending: true };
     }
 
     private static readonly TimeSpan FaultRetry = TimeSpan.FromSeconds(5);
 
+    /// <summary>One lock order for every traffic move: the application row, then the deployment row; both read under the locks.</summary>
+    private async Task<(Application?, Deployment?)> LockAsync(Guid deploymentId, CancellationToken cancellationToken)
+    {
+        var applicationId = await db.Deployments.Where(x => x.Id == deploymentId).Select(x => (Guid?)x.ApplicationId).SingleOrDefaultAsync(cancellationToken);
+        if (applicationId is null) return (null, null);
+        await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = {applicationId} FOR UPDATE", cancellationToken);
+        await db.Database.ExecuteSqlAsync($"SELECT 1 FROM deployments WHERE id = {deploymentId} FOR UPDATE", cancellationToken);
+        var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
+        var d = await db.Deployments.SingleAsync(x => x.Id == deploymentId, cancellationToken);
+        return (app, d);
+    }
+
+    private async Task MoveTrafficAsync(Application app, Deployment d, CancellationToken cancellationToken)
+    {
+        if (host.RefusalFor(app, providers) is { } elsewhere)
+        {
+            if (d.RollbackPending)
+            {
+                d.RollbackRefused(elsewhere, time.GetUtcNow());
+                return;
+            }
+            WaitForHost(app, d, elsewhere);
+            return;
+        }
+        if (d.RollbackPending)
+        {
+            // A release requested meanwhile deploys onto the standby — the slot a rollback would go back to.
+            var releasing = await db.Deployments.AsNoTracking().FirstOrDefaultAsync(x => x.ApplicationId == app.Id && x.Id != d.Id &&
+                (x.State == Queued || x.State == Deploying || x.State == Verifying || x.State == AwaitingApproval || x.State == ReadyToSwitch), cancellationToken);
+            if (releasing is not null)
+            {
+                d.RollbackRefused(TrafficSwitch.NoWarmSlotMessage(app, releasing), time.GetUtcNow());
+                return;
+            }
+            var freeze = await db.ActiveFreezeAsync(app.Id, time.GetUtcNow(), cancellationToken);
+            await trafficSwitch.RollbackAsync(app, d, freeze?.Window.Name, cancellationToken);
+        }
+        else await trafficSwitch.CompleteSwitchAsync(app, d, cancellationToken);
+    }
+
+    private void WaitForHost(Application app, Deployment d, string why)
+    {
+        logger.LogWarning("Not acting on {Application} {Version} ({State}): {Reason}", app.Name, d.Version, d.State, why);
+        var now = time.GetUtcNow();
+        d.NoteProgress($"waiting: {why}", now);
+        d.RunAgainAt(now + WrongHostRetry);
+    }
+
     private async Task StepAsync(Application app, Deployment d, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // Slot processes and embedded routers live on the host that runs the application's runtime; never start them elsewhere.
+        if (d.State is Deploying or Verifying or Monitoring || d.CleanupPending)
+        {
+            if (host.RefusalFor(app, providers) is { } elsewhere)
+            {
+                WaitForHost(app, d, elsewhere);
+                return;
+            }
+        }
         switch (d.State)
         {
+            case Queued when d.TargetSlot == app.LiveSlot:
+                // Traffic moved back (a rollback) after this release was requested: its target now serves production.
+                d.Fail($"{d.TargetSlot.Name()} became the live slot (a rollback) after this release was requested; start the release again", now);
+                break;
             case Queued:
                 d.StartDeploying(now);
                 // The standby is about to be replaced, so it can no longer serve as the rollback target.
@@ -66,10 +154,6 @@ public sealed class DeploymentReconciler(
                 break;
             case ReadyToSwitch:
                 await ReadyToSwitchAsync(app, d, now, cancellationToken);
-                break;
-            case Switching:
-                await db.SaveChangesAsync(cancellationToken);
-                await trafficSwitch.CompleteSwitchAsync(d.Id, cancellationToken);
                 break;
             case Monitoring:
                 await MonitorAsync(app, d, cancellationToken);
@@ -160,43 +244,57 @@ public sealed class DeploymentReconciler(
         d.RunAgainAt(next);
     }
 
+    /// <summary>
+    /// Runs the checks against the live slot. Only time actually watched counts towards the window: the stretch since the
+    /// previous tick counts up to one interval plus what the checks took, so time while ControlPlane was down does not.
+    /// </summary>
     private async Task MonitorAsync(Application app, Deployment d, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (now >= d.MonitoringUntil)
+        var window = TimeSpan.FromSeconds(app.Policy.MonitoringWindowSeconds);
+        var interval = TimeSpan.FromSeconds(app.Policy.MonitoringIntervalSeconds);
+        var started = time.GetUtcNow();
+        if (window <= TimeSpan.Zero)
         {
-            d.Succeed($"no breach during {app.Policy.MonitoringWindowSeconds} s of monitoring", now);
-            app.ExtendRollbackWindow(now + TimeSpan.FromSeconds(app.Policy.HoldWindowSeconds));
+            d.Succeed("no monitoring window configured", started);
+            app.ExtendRollbackWindow(started + TimeSpan.FromSeconds(app.Policy.HoldWindowSeconds));
             return;
         }
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), d.TargetSlot);
         var results = await checks.RunAllAsync(app.Checks, endpoint, cancellationToken);
         var breach = results.FirstOrDefault(r => !r.Passed);
-        now = time.GetUtcNow();
+        var now = time.GetUtcNow();
         if (breach is null)
         {
-            var left = d.MonitoringUntil!.Value - now;
-            d.NoteProgress($"checks passing; {Math.Max(0, left.TotalSeconds):0} s of monitoring left", now);
-            var next = now + TimeSpan.FromSeconds(app.Policy.MonitoringIntervalSeconds);
+            var watched = d.Watched(now, interval + (now - started) + TimeSpan.FromSeconds(2), window);
+            if (watched >= window.TotalSeconds)
+            {
+                var elapsed = (now - (d.Step(StepNames.Monitor).StartedAt ?? now)).TotalSeconds;
+                var unwatched = elapsed - watched;
+                d.Succeed($"no breach during {watched:0} s of monitoring" +
+                          (unwatched >= 1 ? $" ({unwatched:0} s while ControlPlane was not watching did not count)" : ""), now);
+                app.ExtendRollbackWindow(now + TimeSpan.FromSeconds(app.Policy.HoldWindowSeconds));
+                return;
+            }
+            var left = window.TotalSeconds - watched;
+            d.NoteProgress($"checks passing; {watched:0} s watched, {left:0} s of monitoring left", now);
+            var next = now + interval;
             d.RunAgainAt(next < d.MonitoringUntil ? next : d.MonitoringUntil);
             return;
         }
 
         var reason = $"check '{breach.Name}' failed on {d.TargetSlot.Name()} ({d.Version}) during monitoring: {breach.Message}";
-        logger.LogWarning("Breach on {Application}: {Reason}; rolling back automatically", app.Name, reason);
-        await db.SaveChangesAsync(cancellationToken);
-        try
-        {
-            await trafficSwitch.RollbackAsync(app.Name, Actor.System, reason, d.Id, cancellationToken);
-        }
-        catch (DomainException ex)
+        if (!app.IsRollbackAvailable(now) || app.SlotStatusOf(app.StandbySlot).Version is null)
         {
             // No warm slot to go back to: keep watching and say so on the step; a person must act.
-            logger.LogError("Automatic rollback of {Application} impossible: {Reason}", app.Name, ex.Message);
-            await db.Entry(d).ReloadAsync(cancellationToken);
-            d.NoteProgress($"BREACH: {reason}. Automatic rollback impossible: {ex.Message}", time.GetUtcNow());
-            d.RunAgainAt(time.GetUtcNow() + TimeSpan.FromSeconds(app.Policy.MonitoringIntervalSeconds));
+            var why = TrafficSwitch.NoWarmSlotMessage(app, releasing: null);
+            logger.LogError("Automatic rollback of {Application} impossible: {Reason}", app.Name, why);
+            d.NoteProgress($"BREACH: {reason}. Automatic rollback impossible: {why}", now);
+            d.RunAgainAt(now + interval);
+            return;
         }
+        logger.LogWarning("Breach on {Application}: {Reason}; rolling back automatically", app.Name, reason);
+        // Recorded intent first; the traffic move runs under the locks like every other (and resumes after a crash).
+        d.RequestRollback(Actor.System, reason, automatic: true, now);
     }
 
     private async Task CleanUpAsync(Application app, Deployment d, CancellationToken cancellationToken)

@@ -4,6 +4,7 @@ using ControlPlane.Core.Checks;
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Governance;
+using ControlPlane.Core.Notifications;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
@@ -17,7 +18,8 @@ public sealed record RegisterApplication(
 /// What people and pipelines can ask of the release flow (API and pages call these). Each command validates, applies the
 /// domain transition and saves it with its audit event; the worker is woken by the NOTIFY that the save sends.
 /// </summary>
-public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRegistry providers, TrafficSwitch trafficSwitch, TimeProvider time)
+public sealed partial class ReleaseCommands(
+    ControlPlaneDbContext db, ProviderRegistry providers, ChangeNotifier notifier, RollbackWait rollbackWait, TimeProvider time)
 {
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\z")]
     private static partial Regex VersionPattern();
@@ -74,6 +76,11 @@ public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRe
         var inFlight = await db.Deployments.AsNoTracking()
             .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(d.State), cancellationToken);
         if (inFlight is not null) throw InFlightConflict(app.Name, inFlight.Id, inFlight.Version, inFlight.State);
+        var rollingBack = await db.Deployments.AsNoTracking()
+            .Where(d => d.ApplicationId == app.Id && d.RollbackRequestId != null && d.RollbackRefusal == null && d.State == DeploymentState.Succeeded)
+            .Select(d => new { d.RollbackRequestedBy }).FirstOrDefaultAsync(cancellationToken);
+        if (rollingBack is not null)
+            throw DomainException.Conflict($"A rollback of {app.Name} requested by {rollingBack.RollbackRequestedBy} is under way; start the release once it is done.");
         if (app.LiveVersion == version)
             throw DomainException.Conflict($"{app.Name} already runs {version} on the live slot.");
         var now = time.GetUtcNow();
@@ -162,11 +169,83 @@ public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRe
         return MutateAsync(id, d => d.Abort(by, reason.Trim(), time.GetUtcNow()), cancellationToken);
     }
 
-    public Task<RollbackOutcome> RollbackAsync(string application, Actor by, string? reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// A person's rollback: refused at once (409) when nothing warm and healthy is there to go back to; otherwise recorded as
+    /// intent on the live release (audited in the same transaction) for the runtime leader's reconcile loop to carry out —
+    /// on whichever replica that is. Returns once the leader reports the old version served (or refused), or after the
+    /// bounded wait with <see cref="RollbackOutcome.Pending"/> set.
+    /// </summary>
+    public async Task<RollbackOutcome> RollbackAsync(string application, Actor by, string? reason, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(reason)) throw DomainException.Invalid("reason", "reason is required for a rollback (it is recorded in the audit trail).");
         if (reason.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
-        return trafficSwitch.RollbackAsync(application, by, reason.Trim(), onlyIfMonitoring: null, cancellationToken);
+
+        using var heard = new SemaphoreSlim(0);
+        Guid? watched = null;
+        // Subscribed before the intent is saved, so the leader's answer cannot slip by between the save and the wait.
+        using var subscription = notifier.Subscribe(n =>
+        {
+            if (n.DeploymentId is { } id && id == watched && heard.CurrentCount == 0) heard.Release();
+        });
+        Deployment live;
+        Guid requestId;
+        for (var attempt = 1; ; attempt++)
+        {
+            db.ChangeTracker.Clear();
+            var app = await FindApplicationAsync(application, cancellationToken);
+            var now = time.GetUtcNow();
+            var previous = app.SlotStatusOf(app.StandbySlot);
+            var current = await db.Deployments
+                .Where(d => d.ApplicationId == app.Id && d.TargetSlot == app.LiveSlot &&
+                            (d.State == DeploymentState.Monitoring || d.State == DeploymentState.Succeeded))
+                .OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+            var releasing = await db.Deployments.AsNoTracking()
+                .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && BeforeSwitch.Contains(d.State), cancellationToken);
+            if (current is null || releasing is not null || !app.IsRollbackAvailable(now) || previous.Version is null)
+                throw DomainException.Conflict(TrafficSwitch.NoWarmSlotMessage(app, releasing));
+            if (!previous.Healthy)
+                throw DomainException.Conflict(TrafficSwitch.PreviousUnhealthyMessage(app, previous.Message));
+            live = current;
+            watched = live.Id;
+            requestId = live.RequestRollback(by, reason.Trim(), automatic: false, now);
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                break;
+            }
+            // The worker may save the same row meanwhile (a monitoring tick): look again with fresh state.
+            catch (DbUpdateConcurrencyException) when (attempt < 5) { }
+        }
+        return await WaitForRollbackAsync(live.Id, requestId, application, heard, cancellationToken);
+    }
+
+    private static readonly DeploymentState[] BeforeSwitch = [.. DeploymentStates.InFlight.Where(s => s.IsBeforeSwitch())];
+
+    private async Task<RollbackOutcome> WaitForRollbackAsync(Guid deploymentId, Guid requestId, string application, SemaphoreSlim heard,
+        CancellationToken cancellationToken)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            if (rollbackWait.Limit > TimeSpan.Zero)
+            {
+                var d = await db.Deployments.AsNoTracking().Where(x => x.Id == deploymentId)
+                    .Select(x => new { x.State, x.RollbackRequestId, x.RollbackRefusal, x.Version }).SingleAsync(cancellationToken);
+                if (d.RollbackRequestId == requestId && d.RollbackRefusal is { } refusal) throw DomainException.Conflict(refusal);
+                if (d.State == DeploymentState.RolledBack)
+                {
+                    var app = await db.Applications.AsNoTracking().SingleAsync(a => a.Name == application, cancellationToken);
+                    return new(true, false, deploymentId, app.LiveSlot, app.LiveVersion,
+                        $"Rolled back: {application} serves {app.LiveVersion} from {app.LiveSlot.Name()} (verified through the router).");
+                }
+            }
+            var left = rollbackWait.Limit - waited.Elapsed;
+            if (left <= TimeSpan.Zero)
+                return new(false, true, deploymentId, default, null,
+                    $"The rollback of {application} is recorded and the runtime leader has not reported yet; follow deployment {deploymentId}.");
+            // NOTIFY wakes this at once; the periodic look covers a notice lost to a reconnect.
+            await heard.WaitAsync(left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1), cancellationToken);
+        }
     }
 
     private async Task<Deployment> MutateAsync(Guid id, Action<Deployment> change, CancellationToken cancellationToken)
@@ -206,6 +285,9 @@ public sealed partial class ReleaseCommands(ControlPlaneDbContext db, ProviderRe
     private static DomainException InFlightConflict(string app, Guid id, string version, DeploymentState state) =>
         DomainException.Conflict($"{app} already has a deployment in flight: {version} ({id}) is {state}. Wait for it to finish or abort it.");
 }
+
+/// <summary>How long a rollback request waits for the runtime leader to report before answering "accepted, poll here".</summary>
+public sealed record RollbackWait(TimeSpan Limit);
 
 /// <summary>Several field-level errors at once (registration).</summary>
 public sealed class ValidationException(IReadOnlyList<SettingsError> errors)

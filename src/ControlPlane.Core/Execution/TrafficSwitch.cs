@@ -1,27 +1,22 @@
 using System.Text.Json;
-using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
-using ControlPlane.Core.Governance;
 using ControlPlane.Core.Routing;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Core.Execution;
 
 /// <summary>
-/// Where traffic moves between slots: the forward switch of a release and the rollback. Both hold the application's
-/// row lock for the whole flip-verify-record sequence, so a rollback, an automatic rollback and a switch never interleave,
-/// and both verify the data plane before recording the new live slot — traffic is never left on an unverified slot.
+/// Where traffic moves between slots: the forward switch of a release and its rollback. The reconcile loop hands over the
+/// application and deployment it has loaded and locked (application row first, then deployment) and saves what this
+/// changes in the same transaction, so a switch, a person's rollback and an automatic rollback never interleave. Both
+/// verify the data plane before recording the new live slot — traffic is never left on an unverified slot.
 /// </summary>
-public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry providers, TimeProvider time, ILogger<TrafficSwitch> logger)
+public sealed class TrafficSwitch(ProviderRegistry providers, TimeProvider time, ILogger<TrafficSwitch> logger)
 {
     /// <summary>Completes a deployment in <see cref="DeploymentState.Switching"/>. Idempotent: after a crash it re-flips (a no-op) and re-verifies.</summary>
-    public async Task CompleteSwitchAsync(Guid deploymentId, CancellationToken cancellationToken)
+    public async Task CompleteSwitchAsync(Application app, Deployment d, CancellationToken cancellationToken)
     {
-        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        var (app, d) = await LockAsync(deploymentId, cancellationToken);
         if (d.State != DeploymentState.Switching) return;
-
         var router = providers.RouterFor(app);
         var binding = providers.RouterBindingFor(app);
         string? failure = null;
@@ -39,7 +34,7 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
                 logger.LogInformation("Switched {Application} to {Slot} ({Version})", app.Name, d.TargetSlot.Name(), d.Version);
             }
         }
-        catch (Exception ex) when (ex is RouterException or HttpRequestException or IOException)
+        catch (Exception ex) when (IsRouterFault(ex))
         {
             failure = $"router {app.RouterKind} failed to switch: {ex.Message}";
         }
@@ -50,109 +45,82 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
             failure += await RevertAsync(router, binding, d.FromSlot, cancellationToken);
             d.SwitchFailed(failure, time.GetUtcNow());
         }
-        await db.SaveChangesAsync(cancellationToken);
-        await tx.CommitAsync(cancellationToken);
     }
 
     /// <summary>
-    /// Flips traffic back to the warm previous slot. With <paramref name="onlyIfMonitoring"/> (the automatic rollback) it does
-    /// nothing unless that deployment is still being monitored, so it never races a person's rollback.
+    /// Carries out the rollback recorded on <paramref name="d"/> (the release now live): flips the router to the warm previous
+    /// slot, proves it through the data plane, records it. When it cannot, the intent is marked refused with a reason an
+    /// operator can act on and traffic stays (or is put back) where it was.
     /// </summary>
-    public async Task<RollbackOutcome> RollbackAsync(string application, Actor by, string reason, Guid? onlyIfMonitoring, CancellationToken cancellationToken)
+    /// <param name="freeze">The freeze window in force, if any (a person's rollback is break-glass and allowed; it is flagged).</param>
+    public async Task RollbackAsync(Application app, Deployment d, string? freeze, CancellationToken cancellationToken)
     {
-        // The worker may save the same deployment meanwhile (a monitoring tick). The flip is idempotent, so on a conflict
-        // the whole rollback runs again on fresh state; only if it can never be recorded is the router put back.
-        for (var attempt = 1; ; attempt++)
-        {
-            _flipped = null;
-            try
-            {
-                return await RollbackOnceAsync(application, by, reason, onlyIfMonitoring, cancellationToken);
-            }
-            catch (Exception ex) when (IsConflict(ex) && attempt < 4)
-            {
-                logger.LogInformation("Rollback of {Application} met a concurrent change; trying again ({Attempt})", application, attempt);
-                db.ChangeTracker.Clear();
-            }
-            catch (Exception ex) when (IsConflict(ex) && _flipped is { } flipped)
-            {
-                db.ChangeTracker.Clear();
-                var revert = await RevertAsync(flipped.Router, flipped.Binding, flipped.From, CancellationToken.None);
-                throw DomainException.Conflict($"The rollback of {application} could not be recorded (concurrent changes kept conflicting).{revert} Try again.");
-            }
-        }
-    }
-
-    private (ITrafficRouter Router, RouterBinding Binding, Slot From)? _flipped;
-
-    private static bool IsConflict(Exception ex) =>
-        ex is DbUpdateConcurrencyException || ex.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected or Npgsql.PostgresErrorCodes.SerializationFailure }
-        || ex is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected or Npgsql.PostgresErrorCodes.SerializationFailure };
-
-    private async Task<RollbackOutcome> RollbackOnceAsync(string application, Actor by, string reason, Guid? onlyIfMonitoring, CancellationToken cancellationToken)
-    {
-        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE name = {application} FOR UPDATE", cancellationToken);
-        var app = await db.Applications.SingleOrDefaultAsync(a => a.Name == application, cancellationToken)
-                  ?? throw DomainException.NotFound($"Application '{application}' does not exist.");
-        await db.Entry(app).ReloadAsync(cancellationToken);
+        if (!d.RollbackPending) return;
         var now = time.GetUtcNow();
-        var live = await db.Deployments
-            .Where(x => x.ApplicationId == app.Id && x.TargetSlot == app.LiveSlot &&
-                        (x.State == DeploymentState.Monitoring || x.State == DeploymentState.Succeeded))
-            .OrderByDescending(x => x.CreatedAt).FirstOrDefaultAsync(cancellationToken);
-        if (live is not null)
+        var by = d.RollbackRequester;
+        var reason = d.RollbackReason ?? "";
+        var automatic = d.RollbackAutomatic;
+        if (app.LiveSlot != d.TargetSlot)
         {
-            // Locked after the application row (the order every writer uses), so the worker cannot save it under us.
-            await db.Database.ExecuteSqlAsync($"SELECT 1 FROM deployments WHERE id = {live.Id} FOR UPDATE", cancellationToken);
-            await db.Entry(live).ReloadAsync(cancellationToken);
+            Refuse(app, d, $"{d.Version} on {d.TargetSlot.Name()} is no longer live ({app.LiveSlot.Name()} {app.LiveVersion} is); nothing was changed.");
+            return;
         }
-        if (onlyIfMonitoring is { } id && (live?.Id != id || live.State != DeploymentState.Monitoring))
-            return new(false, app.LiveSlot, app.LiveVersion, "the deployment is no longer being monitored");
-
         var previous = app.StandbySlot;
         var previousVersion = app.SlotStatusOf(previous).Version;
         if (!app.IsRollbackAvailable(now) || previousVersion is null)
-            throw DomainException.Conflict(await NoWarmSlotMessageAsync(app, previous, previousVersion, cancellationToken));
+        {
+            Refuse(app, d, NoWarmSlotMessage(app, releasing: null));
+            return;
+        }
 
-        var deployer = providers.DeployerFor(app);
-        var observed = await deployer.ObserveAsync(providers.DeployerBindingFor(app), previous, cancellationToken);
+        var observed = await providers.DeployerFor(app).ObserveAsync(providers.DeployerBindingFor(app), previous, cancellationToken);
         if (!observed.Running || !observed.Healthy)
-            throw DomainException.Conflict($"The previous slot {previous.Name()} ({previousVersion}) is not healthy ({observed.Message}); " +
-                                           $"traffic stays on {app.LiveSlot.Name()}. Start a new release of {previousVersion} instead.");
+        {
+            Refuse(app, d, PreviousUnhealthyMessage(app, observed.Message));
+            return;
+        }
 
         var router = providers.RouterFor(app);
         var binding = providers.RouterBindingFor(app);
         var from = app.LiveSlot;
         var fromVersion = app.LiveVersion;
-        _flipped = (router, binding, app.LiveSlot);
-        await router.SwitchAsync(binding, previous, cancellationToken);
-        var proof = await router.VerifyDataPlaneAsync(binding, previous, previousVersion, cancellationToken);
+        DataPlaneVerification proof;
+        try
+        {
+            await router.SwitchAsync(binding, previous, cancellationToken);
+            proof = await router.VerifyDataPlaneAsync(binding, previous, previousVersion, cancellationToken);
+        }
+        catch (Exception ex) when (IsRouterFault(ex))
+        {
+            proof = DataPlaneVerification.Fail($"router {app.RouterKind} failed: {ex.Message}");
+        }
         if (!proof.Verified)
         {
             var revert = await RevertAsync(router, binding, from, cancellationToken);
-            throw DomainException.Conflict($"Rollback not completed: after the flip the data plane did not show {previousVersion} ({proof.Message}).{revert}");
+            Refuse(app, d, $"Rollback not completed: after the flip the data plane did not show {previousVersion} ({proof.Message}).{revert}");
+            return;
         }
 
         now = time.GetUtcNow();
         app.MakeLive(previous, null);
-        // A person's rollback is break-glass: always allowed (even in a freeze, without approval) but flagged for review.
-        var freeze = await db.ActiveFreezeAsync(app.Id, now, cancellationToken);
-        var automatic = onlyIfMonitoring is not null;
-        app.Record(by, "application.rolled-back", now, live?.Id, $"{from.Name()} {fromVersion}", $"{previous.Name()} {previousVersion}", reason,
-            JsonSerializer.Serialize(new { automatic, breakGlass = !automatic, duringFreeze = freeze?.Window.Name, proof = proof.Message }));
-        live?.RolledBack(by, reason, onlyIfMonitoring is not null, now);
-        await db.SaveChangesAsync(cancellationToken);
-        await tx.CommitAsync(cancellationToken);
+        app.Record(by, "application.rolled-back", now, d.Id, $"{from.Name()} {fromVersion}", $"{previous.Name()} {previousVersion}", reason,
+            JsonSerializer.Serialize(new { automatic, breakGlass = !automatic, duringFreeze = freeze, proof = proof.Message, requestId = d.RollbackRequestId }));
+        d.RolledBack(by, reason, automatic, now);
         logger.LogWarning("Rolled back {Application} from {From} ({FromVersion}) to {To} ({ToVersion}) by {Actor}: {Reason}",
             app.Name, from.Name(), fromVersion, previous.Name(), previousVersion, by.Name, reason);
-        return new(true, previous, previousVersion, proof.Message);
     }
 
-    private async Task<string> NoWarmSlotMessageAsync(Application app, Slot previous, string? previousVersion, CancellationToken cancellationToken)
+    private void Refuse(Application app, Deployment d, string why)
     {
-        var releasing = await db.Deployments.AsNoTracking()
-            .FirstOrDefaultAsync(x => x.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(x.State), cancellationToken);
+        logger.LogWarning("Not rolling back {Application}: {Reason}", app.Name, why);
+        d.RollbackRefused(why, time.GetUtcNow());
+    }
+
+    /// <summary>Why there is nothing warm to roll back to, in words an operator can act on.</summary>
+    public static string NoWarmSlotMessage(Application app, Deployment? releasing)
+    {
+        var previous = app.StandbySlot;
+        var previousVersion = app.SlotStatusOf(previous).Version;
         if (releasing is not null && releasing.State.IsBeforeSwitch())
             return $"Nothing to roll back: {app.Name} still serves {app.LiveVersion} from {app.LiveSlot.Name()}, and the standby slot " +
                    $"{previous.Name()} holds the release in progress ({releasing.Version}, {releasing.State}). Abort that release instead.";
@@ -163,16 +131,15 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
                (previousVersion is null ? "" : $"Start a new release of {previousVersion} to go back to it.");
     }
 
-    private async Task<(Application App, Deployment Deployment)> LockAsync(Guid deploymentId, CancellationToken cancellationToken)
+    public static string PreviousUnhealthyMessage(Application app, string? observation)
     {
-        var d = await db.Deployments.SingleAsync(x => x.Id == deploymentId, cancellationToken);
-        await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = {d.ApplicationId} FOR UPDATE", cancellationToken);
-        var app = await db.Applications.SingleAsync(a => a.Id == d.ApplicationId, cancellationToken);
-        // Re-read under the lock: another replica may have moved either since they were first loaded.
-        await db.Entry(app).ReloadAsync(cancellationToken);
-        await db.Entry(d).ReloadAsync(cancellationToken);
-        return (app, d);
+        var previous = app.StandbySlot;
+        var previousVersion = app.SlotStatusOf(previous).Version;
+        return $"The previous slot {previous.Name()} ({previousVersion}) is not healthy ({observation}); " +
+               $"traffic stays on {app.LiveSlot.Name()}. Start a new release of {previousVersion} instead.";
     }
+
+    private static bool IsRouterFault(Exception ex) => ex is RouterException or HttpRequestException or IOException;
 
     private async Task<string> RevertAsync(ITrafficRouter router, RouterBinding binding, Slot slot, CancellationToken cancellationToken)
     {
@@ -181,7 +148,7 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
             await router.SwitchAsync(binding, slot, cancellationToken);
             return $" Router reverted to {slot.Name()}.";
         }
-        catch (Exception ex) when (ex is RouterException or HttpRequestException or IOException)
+        catch (Exception ex) when (IsRouterFault(ex))
         {
             logger.LogError(ex, "Reverting the router of {Application} to {Slot} failed", binding.Application, slot.Name());
             return $" Reverting the router to {slot.Name()} ALSO FAILED: {ex.Message} — check the router by hand.";
@@ -189,4 +156,6 @@ public sealed class TrafficSwitch(ControlPlaneDbContext db, ProviderRegistry pro
     }
 }
 
-public sealed record RollbackOutcome(bool RolledBack, Slot LiveSlot, string? LiveVersion, string Message);
+/// <param name="RolledBack">Traffic moved back to the previous slot.</param>
+/// <param name="Pending">The leader has not reported within the wait; poll the deployment.</param>
+public sealed record RollbackOutcome(bool RolledBack, bool Pending, Guid DeploymentId, Slot LiveSlot, string? LiveVersion, string Message);

@@ -39,7 +39,7 @@ public sealed record ApplicationSummaryDto(string Name, Slot LiveSlot, string? L
 
 public sealed record ApplicationDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
     InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil, ReleasePolicy Policy, KindAndSettings Router,
-    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt);
+    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt, string? RuntimeHost);
 
 public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message);
 public sealed record ApprovalDto(string By, DateTimeOffset At, string? Comment, DateTimeOffset? ExpiresAt, bool Valid);
@@ -53,9 +53,14 @@ public sealed record FreezeWindowDto(Guid Id, string? Application, string Name, 
 public sealed record DeploymentDto(Guid Id, string Application, string Version, string? FromVersion, Slot FromSlot, Slot TargetSlot,
     DeploymentState State, string RequestedBy, string? Reason, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt, string? Outcome, IReadOnlyList<StepDto> Steps, IReadOnlyList<ApprovalDto> Approvals, int RequiredApprovals,
-    DateTimeOffset? MonitoringUntil, int ValidApprovals, int? ApprovalValidForSeconds, bool BreakGlassRollback);
+    DateTimeOffset? MonitoringUntil, int ValidApprovals, int? ApprovalValidForSeconds, bool BreakGlassRollback,
+    double? MonitoredSeconds, RollbackRequestDto? Rollback);
 
-public sealed record RollbackResultDto(string Application, Slot LiveSlot, string? LiveVersion, string Message);
+/// <summary>The last rollback asked of a release: <c>state</c> is pending, done or refused (with why).</summary>
+public sealed record RollbackRequestDto(Guid Id, string RequestedBy, DateTimeOffset? RequestedAt, string? Reason, bool Automatic, string State, string? Refusal);
+
+/// <param name="Pending">The runtime leader has not reported yet: follow <c>deployment</c> (also the Location header).</param>
+public sealed record RollbackResultDto(string Application, Slot? LiveSlot, string? LiveVersion, string Message, bool Pending = false, Guid? Deployment = null);
 
 public sealed record AuditEventDto(long Sequence, DateTimeOffset OccurredAt, string Actor, ActorKind ActorKind, string? SourceIp,
     string Action, string? Application, Guid? DeploymentId, string? Before, string? After, string? Reason, string? Details,
@@ -78,7 +83,7 @@ public static class Dto
 
     public static ApplicationDto Detail(Application a, Deployment? inFlight) =>
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil, a.Policy,
-            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt);
+            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt, a.RuntimeHost);
 
     public static DeploymentDto Deployment(Deployment d) => Deployment(d, DateTimeOffset.UtcNow);
 
@@ -87,7 +92,12 @@ public static class Dto
             d.CreatedAt, d.UpdatedAt, d.FinishedAt, d.Outcome,
             [.. d.Steps.OrderBy(s => s.Order).Select(s => new StepDto(s.Name, s.State, s.StartedAt, s.FinishedAt, s.Message))],
             [.. d.Approvals.OrderBy(a => a.At).Select(a => new ApprovalDto(a.By, a.At, a.Comment, a.ExpiresAt, a.IsValidAt(now)))],
-            d.RequiredApprovals, d.MonitoringUntil, d.ValidApprovals(now).Count, d.ApprovalValidForSeconds, d.BreakGlassRollback);
+            d.RequiredApprovals, d.MonitoringUntil, d.ValidApprovals(now).Count, d.ApprovalValidForSeconds, d.BreakGlassRollback,
+            d.MonitoredAt is null ? null : Math.Round(d.MonitoredSeconds, 1), Rollback(d));
+
+    private static RollbackRequestDto? Rollback(Deployment d) => d.RollbackRequestId is not { } id ? null : new(id, d.RollbackRequestedBy ?? "",
+        d.RollbackRequestedAt, d.RollbackReason, d.RollbackAutomatic,
+        d.RollbackRefusal is not null ? "refused" : d.State == DeploymentState.RolledBack ? "done" : "pending", d.RollbackRefusal);
 
     public static FreezeWindowDto FreezeWindow(FreezeWindow w, DateTimeOffset now) =>
         new(w.Id, w.ApplicationName, w.Name, w.Reason, w.Kind == FreezeKind.OneOff ? "oneOff" : "weekly", w.TimeZone, w.StartsAt, w.EndsAt,

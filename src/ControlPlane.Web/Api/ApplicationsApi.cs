@@ -43,8 +43,7 @@ public static class ApplicationsApi
             return TypedResults.Ok(list.Select(d => Dto.Deployment(d)).ToList());
         }).RequirePermission(Permission.ViewApplications);
 
-        apps.MapPost("/", async (RegisterApplicationRequest body, ReleaseCommands commands, ApplicationRuntimeWorker runtime,
-            HttpContext http, CancellationToken ct) =>
+        apps.MapPost("/", async (RegisterApplicationRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
         {
             var errors = new List<Core.SettingsError>();
             if (body.Router?.Kind is null) errors.Add(new("router.kind", "is required"));
@@ -55,8 +54,7 @@ public static class ApplicationsApi
                 body.Name ?? "", body.Router!.Kind!, body.Router.Settings ?? EmptyObject, body.Deployer!.Kind!,
                 body.Deployer.Settings ?? EmptyObject, body.Checks ?? [], body.Policy ?? new ReleasePolicy(), body.InitialVersion!,
                 body.LiveSlot ?? Slot.Blue, body.VerifyPath ?? "/"), http.ToActor(), ct);
-            // Bring it up in the background: starting the live slot may take a while, the response should not.
-            _ = Task.Run(() => runtime.AttachAsync(app.Id, CancellationToken.None), CancellationToken.None);
+            // The runtime leader (on whichever replica) hears the registration and brings it up; publicUrl appears then.
             return TypedResults.Created($"/api/v1/applications/{app.Name}", Dto.Detail(app, null));
         }).RequirePermission(Permission.RegisterApplication);
 
@@ -66,10 +64,16 @@ public static class ApplicationsApi
             return TypedResults.Accepted($"/api/v1/deployments/{d.Id}", Dto.Deployment(d));
         }).RequirePermission(Permission.StartRelease);
 
-        apps.MapPost("/{name}/rollback", async (string name, ReasonRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
+        // Recorded intent carried out by the runtime leader: answers once the old version is served (200), or — when the
+        // leader has not reported within the bounded wait — 202 with the deployment to follow in Location.
+        apps.MapPost("/{name}/rollback", async Task<Results<Ok<RollbackResultDto>, Accepted<RollbackResultDto>>> (
+            string name, ReasonRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
         {
             var outcome = await commands.RollbackAsync(name, http.ToActor(), body.Reason, ct);
-            return TypedResults.Ok(new RollbackResultDto(name, outcome.LiveSlot, outcome.LiveVersion, outcome.Message));
+            if (outcome.Pending)
+                return TypedResults.Accepted($"/api/v1/deployments/{outcome.DeploymentId}",
+                    new RollbackResultDto(name, null, null, outcome.Message, true, outcome.DeploymentId));
+            return TypedResults.Ok(new RollbackResultDto(name, outcome.LiveSlot, outcome.LiveVersion, outcome.Message, false, outcome.DeploymentId));
         }).RequirePermission(Permission.Rollback);
 
         // Freeze windows belong to applications' governance; mapped from here so Program.cs keeps one line per area.

@@ -1,5 +1,6 @@
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Execution;
+using ControlPlane.Core.Notifications;
 using ControlPlane.Web.Hosting;
 using Microsoft.EntityFrameworkCore;
 
@@ -7,15 +8,19 @@ namespace ControlPlane.Web.Workers;
 
 /// <summary>
 /// At start-up brings every application back up from its recorded state (before the deployment worker resumes anything);
-/// then every few seconds stops slots nothing needs and refreshes slot health.
+/// brings newly registered applications up as soon as their registration is heard (from any replica, through NOTIFY);
+/// and every few seconds stops slots nothing needs and watches slot health — applications in parallel (bounded), so one
+/// slow deployer never delays another application.
 /// </summary>
 public sealed class ApplicationRuntimeWorker(
-    IServiceScopeFactory scopes, RuntimeLeadership leadership, DatabaseSupervisor database, ILogger<ApplicationRuntimeWorker> logger) : BackgroundService
+    IServiceScopeFactory scopes, RuntimeLeadership leadership, DatabaseSupervisor database, ChangeNotifier notifier,
+    ILogger<ApplicationRuntimeWorker> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
-    private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
     private static readonly TimeSpan LeadershipWaitAtStart = TimeSpan.FromSeconds(3);
+    private const int Parallelism = 4;
+    private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _wake = new(0);
 
     /// <summary>Completes when this replica leads and start-up attachment has run (successfully or not, for each application).</summary>
     public Task Attached => _attached.Task;
@@ -31,21 +36,6 @@ public sealed class ApplicationRuntimeWorker(
         else
             logger.LogInformation("Another replica runs the release runtime; this one serves the dashboard and API and stands by");
         await base.StartAsync(cancellationToken);
-    }
-
-    /// <summary>Registration asks for a new application to be brought up without waiting for the next round.</summary>
-    public async Task AttachAsync(Guid applicationId, CancellationToken cancellationToken)
-    {
-        if (!Attached.IsCompleted) return; // not the leader: the leader's next round picks it up
-        try
-        {
-            await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAsync(applicationId, cancellationToken);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            logger.LogError(ex, "Could not bring application {ApplicationId} up", applicationId);
-        }
     }
 
     private IReadOnlyList<Guid> _notAttached = [];
@@ -66,31 +56,30 @@ public sealed class ApplicationRuntimeWorker(
         }
     }
 
-    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
-    {
-        try { return await timer.WaitForNextTickAsync(stoppingToken); }
-        catch (OperationCanceledException) { return false; }
-    }
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await leadership.Acquired.WaitAsync(stoppingToken);
         if (!Attached.IsCompleted) await AttachAllAsync(stoppingToken); // took over from a previous leader
-        using var timer = new PeriodicTimer(Interval);
-        while (!stoppingToken.IsCancellationRequested && await WaitAsync(timer, stoppingToken))
+        // A registration (through any replica) is heard here: the application is brought up at once, not at the next round.
+        using var subscription = notifier.Subscribe(n =>
         {
-            // Without the database or the leadership nothing is decided; slots and routers keep serving meanwhile.
-            if (!leadership.IsLeader || !database.IsAvailable) continue;
+            if (n.Kind == ChangeNotice.ApplicationKind && _wake.CurrentCount == 0) _wake.Release();
+        });
+        var nextRound = DateTimeOffset.UtcNow + Interval;
+        while (!stoppingToken.IsCancellationRequested)
+        {
             try
             {
+                var wait = nextRound - DateTimeOffset.UtcNow;
+                var woken = wait > TimeSpan.Zero && await _wake.WaitAsync(wait, stoppingToken);
+                if (!woken) nextRound = DateTimeOffset.UtcNow + Interval;
+                // Without the database or the leadership nothing is decided; slots and routers keep serving meanwhile.
+                if (!leadership.IsLeader || !database.IsAvailable) continue;
                 // Leading again after a lost session: adopt what runs and reconcile it with the records, as at start-up.
                 if (_attachedTerm != leadership.Terms) await AttachAllAsync(stoppingToken);
-                await using var scope = scopes.CreateAsyncScope();
-                var ids = await scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>().Applications.Select(a => a.Id).ToListAsync(stoppingToken);
-                var runtime = scope.ServiceProvider.GetRequiredService<ApplicationRuntime>();
-                // Applications that could not be brought up (port taken, deployer down) are retried every round.
-                if (_notAttached.Count > 0) _notAttached = await runtime.AttachAllAsync(_notAttached, stoppingToken);
-                foreach (var id in ids.Except(_notAttached)) await runtime.HousekeepAsync(id, stoppingToken);
+                await AttachNewAsync(stoppingToken);
+                if (woken) continue;
+                await HousekeepAllAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
             catch (Exception ex) when (!database.IsAvailable)
@@ -102,5 +91,45 @@ public sealed class ApplicationRuntimeWorker(
                 logger.LogError(ex, "Housekeeping round failed; trying again in {Interval}", Interval);
             }
         }
+    }
+
+    /// <summary>Applications never brought up (just registered) and those that could not be (port taken, deployer down).</summary>
+    private async Task AttachNewAsync(CancellationToken stoppingToken)
+    {
+        List<Guid> pending;
+        await using (var scope = scopes.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
+            pending = await db.Applications.Where(a => a.PublicUrl == null).Select(a => a.Id).ToListAsync(stoppingToken);
+        }
+        var retry = _notAttached.Concat(pending).Distinct().ToList();
+        if (retry.Count == 0) return;
+        var failed = new System.Collections.Concurrent.ConcurrentBag<Guid>();
+        await Parallel.ForEachAsync(retry, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = stoppingToken }, async (id, ct) =>
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var result = await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().AttachAllAsync([id], ct);
+            foreach (var f in result) failed.Add(f);
+        });
+        _notAttached = [.. failed];
+    }
+
+    private async Task HousekeepAllAsync(CancellationToken stoppingToken)
+    {
+        List<Guid> ids;
+        await using (var scope = scopes.CreateAsyncScope())
+            ids = await scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>().Applications.Select(a => a.Id).ToListAsync(stoppingToken);
+        await Parallel.ForEachAsync(ids.Except(_notAttached), new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = stoppingToken }, async (id, ct) =>
+        {
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                await scope.ServiceProvider.GetRequiredService<ApplicationRuntime>().HousekeepAsync(id, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogError(ex, "Housekeeping of application {ApplicationId} failed; trying again next round", id);
+            }
+        });
     }
 }

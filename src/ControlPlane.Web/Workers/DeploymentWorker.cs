@@ -9,14 +9,18 @@ namespace ControlPlane.Web.Workers;
 
 /// <summary>
 /// The loop that drives deployments: claim one that is due (FOR UPDATE SKIP LOCKED, with a lease so two replicas never
-/// run the same one), reconcile it in a fresh scope, release the lease. Wakes at once on any deployment NOTIFY, otherwise
-/// at the earliest due time.
+/// run the same one), reconcile it in a fresh scope, release the lease. Up to <see cref="Parallelism"/> deployments of
+/// different applications run at once — never two of one application — so a slow deployer or check on one application
+/// never delays another application's switch or rollback. Wakes at once on any deployment NOTIFY, otherwise at the
+/// earliest due time.
 /// </summary>
 public sealed class DeploymentWorker(
     IServiceScopeFactory scopes, ChangeNotifier notifier, ApplicationRuntimeWorker runtime, ILogger<DeploymentWorker> logger) : BackgroundService
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(5);
+    private const int Parallelism = 4;
+    private readonly SemaphoreSlim _slots = new(Parallelism);
 
     /// <summary>host/pid/start: lets a restarted process on the same host recognise leases of its dead predecessor.</summary>
     private readonly string _owner = $"{Environment.MachineName}/{Environment.ProcessId}/{Process.GetCurrentProcess().StartTime.Ticks}";
@@ -31,16 +35,30 @@ public sealed class DeploymentWorker(
         await runtime.Attached.WaitAsync(stoppingToken);
         await ReleaseDeadLocalLeasesAsync(stoppingToken);
 
+        var running = new List<Task>();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var claimed = await ClaimAsync(stoppingToken);
+                await _slots.WaitAsync(stoppingToken);
+                Guid? claimed;
+                try { claimed = await ClaimAsync(stoppingToken); }
+                catch { _slots.Release(); throw; }
                 if (claimed is { } id)
                 {
-                    await RunAsync(id, stoppingToken);
+                    running.RemoveAll(t => t.IsCompleted);
+                    running.Add(Task.Run(async () =>
+                    {
+                        try { await RunAsync(id, stoppingToken); }
+                        finally
+                        {
+                            _slots.Release();
+                            if (_wake.CurrentCount == 0) _wake.Release(); // its application may have more due work
+                        }
+                    }, CancellationToken.None));
                     continue; // there may be more due work
                 }
+                _slots.Release();
                 await _wake.WaitAsync(await IdleDelayAsync(stoppingToken), stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
@@ -50,6 +68,7 @@ public sealed class DeploymentWorker(
                 await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
+        await Task.WhenAll(running).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private async Task<Guid?> ClaimAsync(CancellationToken cancellationToken)
@@ -58,9 +77,12 @@ public sealed class DeploymentWorker(
         var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
         var ids = await db.Database.SqlQuery<Guid>($"""
             UPDATE deployments SET lease_owner = {_owner}, lease_expires_at = now() + {Lease}
-            WHERE id = (SELECT id FROM deployments
-                        WHERE next_run_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
-                        ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+            WHERE id = (SELECT d.id FROM deployments d
+                        WHERE d.next_run_at <= now() AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
+                          -- one deployment of an application at a time (a release and its predecessor's clean-up)
+                          AND NOT EXISTS (SELECT 1 FROM deployments o WHERE o.application_id = d.application_id
+                                          AND o.id <> d.id AND o.lease_expires_at >= now())
+                        ORDER BY d.next_run_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
             RETURNING id AS "Value"
             """).ToListAsync(cancellationToken);
         return ids.Count == 0 ? null : ids[0];
@@ -93,7 +115,10 @@ public sealed class DeploymentWorker(
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
-        var next = await db.Deployments.Where(d => d.NextRunAt != null).MinAsync(d => d.NextRunAt, cancellationToken);
+        var now = DateTimeOffset.UtcNow;
+        // Deployments running right now (leased) are not waited for: their end wakes the loop.
+        var next = await db.Deployments.Where(d => d.NextRunAt != null && (d.LeaseExpiresAt == null || d.LeaseExpiresAt < now))
+            .MinAsync(d => d.NextRunAt, cancellationToken);
         if (next is null) return MaxIdle;
         var wait = next.Value - DateTimeOffset.UtcNow;
         return wait <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(50) : wait < MaxIdle ? wait : MaxIdle;

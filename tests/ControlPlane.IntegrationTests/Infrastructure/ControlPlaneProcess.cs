@@ -18,10 +18,12 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
     private readonly StringBuilder _output = new();
     private Process? _process;
 
-    public ControlPlaneProcess(string? connectionString)
+    /// <param name="dataDirectory">Shared by replicas on one host (slot process records live there); a fresh one when null.</param>
+    public ControlPlaneProcess(string? connectionString, string? dataDirectory = null)
     {
         _connectionString = connectionString;
         Port = FreePort();
+        DataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("cp-crash-").FullName;
     }
 
     /// <summary>Whether a clean stop also stops slot and router processes (ControlPlane's default is to leave them serving).</summary>
@@ -32,7 +34,7 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
 
     public int Port { get; }
     public int? Pid => _process?.Id;
-    public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-crash-").FullName;
+    public string DataDirectory { get; }
     public Uri BaseAddress => new($"http://127.0.0.1:{Port}/");
     public string Output { get { lock (_output) return _output.ToString(); } }
 
