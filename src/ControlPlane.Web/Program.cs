@@ -51,9 +51,7 @@ builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();
 builder.Services.AddScoped<ReleaseCommands>();
-builder.Services.AddScoped<AuditQuery>();
-builder.Services.AddScoped<AuditVerifier>();
-builder.Services.AddSingleton<AuditChainStatus>();
+builder.Services.AddAuditTrail(); // queries, verification, the checkpoint key (outside PostgreSQL) and publisher
 
 builder.Services.AddHostedService<SlotProcessesLifetime>(); // stops slot processes after the workers stopped
 builder.Services.AddSingleton<PostgresChangeListener>();

@@ -19,17 +19,19 @@ namespace ControlPlane.Core.Data;
 /// The one database context: release flow, audit trail, API tokens, local accounts (ASP.NET Core Identity, users only —
 /// each user has one role column) and the Data Protection key ring shared by every replica.
 /// </summary>
-public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options)
+/// <param name="checkpointKey">Signs the chain head on every audited save; null only where no key exists (design time).</param>
+public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options, AuditCheckpointKey? checkpointKey = null)
     : IdentityUserContext<ControlPlaneUser>(options), IDataProtectionKeyContext
 {
     /// <summary>Serializes writers of the audit hash chain (pg_advisory_xact_lock key).</summary>
-    private const long AuditChainLockKey = 0x436F6E74726F6C50; // "ControlP"
+    public const long AuditChainLockKey = 0x436F6E74726F6C50; // "ControlP"
 
     private readonly List<AuditEvent> _pendingAuditEvents = [];
 
     public DbSet<Application> Applications => Set<Application>();
     public DbSet<Deployment> Deployments => Set<Deployment>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<AuditCheckpoint> AuditCheckpoints => Set<AuditCheckpoint>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
     public DbSet<FreezeWindow> FreezeWindows => Set<FreezeWindow>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
@@ -134,6 +136,17 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             // Time windows become sequence ranges through this index (occurred_at never decreases along the chain).
             e.HasIndex(a => new { a.OccurredAt, a.Sequence });
             e.HasIndex(a => a.DeploymentId);
+        });
+
+        b.Entity<AuditCheckpoint>(e =>
+        {
+            e.ToTable("audit_checkpoints");
+            e.HasKey(c => c.Sequence);
+            e.Property(c => c.Sequence).ValueGeneratedNever();
+            e.Property(c => c.Hash).HasMaxLength(64);
+            e.Property(c => c.KeyId).HasMaxLength(16);
+            e.Property(c => c.Signature).HasMaxLength(200);
+            e.Ignore(c => c.SignedAtText);
         });
 
         b.Entity<FreezeWindow>(e =>
@@ -249,6 +262,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         {
             // Sequence and hash were assigned for a transaction that did not commit; drop them so a retry re-chains.
             foreach (var e in events) Entry(e).State = EntityState.Detached;
+            foreach (var c in ChangeTracker.Entries<AuditCheckpoint>().Where(c => c.State == EntityState.Added).ToList()) c.State = EntityState.Detached;
             throw;
         }
         finally
@@ -297,6 +311,10 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Hash = previous = AuditHash.Compute(e);
             AuditEvents.Add(e);
         }
+        // The new head, signed in the same transaction: every genuine event is covered by a checkpoint, so a row added
+        // by anyone without the key (a database superuser included) is not.
+        if (checkpointKey is not null)
+            AuditCheckpoints.Add(checkpointKey.Sign(sequence, previous, DateTimeOffset.UtcNow));
     }
 
     private List<ChangeNotice> CollectNotices(List<AuditEvent> events)
