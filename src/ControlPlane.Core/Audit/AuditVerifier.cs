@@ -90,8 +90,7 @@ public sealed class AuditVerifier(ControlPlaneDbContext db, AuditCheckpointKey? 
 
         // Every event must be covered by a genuine checkpoint at or after it.
         var vouched = await VouchedBelowAsync(head + 1, externalMatching, cancellationToken);
-        // After a truncation the newest remaining events lost the checkpoints that covered them: the removal is the finding.
-        if (vouched < head && !findings.Any(f => f.Reason == "truncated"))
+        if (vouched < head)
             findings.Add(new(vouched + 1, "unanchored",
                 $"events {vouched + 1}..{head} are not covered by any checkpoint signed with key {key.KeyId} " +
                 (vouched == 0 ? "" : $"(the last genuine one vouches for event {vouched}) ") +
@@ -106,8 +105,8 @@ public sealed class AuditVerifier(ControlPlaneDbContext db, AuditCheckpointKey? 
         var previous = AuditHash.Genesis;
         long expectedSequence = 0, count = 0, head = 0;
         var broken = false;
-        // Streamed in sequence order: constant memory however long the trail is.
-        await foreach (var e in db.AuditEvents.AsNoTracking().OrderBy(a => a.Sequence).AsAsyncEnumerable().WithCancellation(cancellationToken))
+        // Streamed in sequence order: constant memory however long the trail is (single query: split mode would buffer).
+        await foreach (var e in db.AuditEvents.AsNoTracking().OrderBy(a => a.Sequence).AsSingleQuery().AsAsyncEnumerable().WithCancellation(cancellationToken))
         {
             count++;
             head = e.Sequence;
@@ -163,7 +162,10 @@ public sealed class AuditVerifier(ControlPlaneDbContext db, AuditCheckpointKey? 
     private static AuditVerification Result(long events, List<Finding> findings, AuditCheckpointSummary? checkpoints)
     {
         if (findings.Count == 0) return new(true, events, null, null, null, checkpoints);
+        // The earliest finding decides; on a tie the first found (the more specific) names the reason.
         var first = findings.Where(f => f.Sequence is not null).MinBy(f => f.Sequence) ?? findings[0];
-        return new(false, events, first.Sequence, first.Text, first.Reason, checkpoints);
+        var also = findings.Where(f => f != first && f.Reason != first.Reason).DistinctBy(f => f.Reason).Select(f => f.Text).ToList();
+        var text = also.Count == 0 ? first.Text : $"{first.Text}. Also: {string.Join("; ", also)}";
+        return new(false, events, first.Sequence, text, first.Reason, checkpoints);
     }
 }

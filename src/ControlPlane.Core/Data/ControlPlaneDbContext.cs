@@ -11,7 +11,9 @@ using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Core.Data;
 
@@ -300,6 +302,12 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         var sequence = last?.Sequence ?? 0;
         var previous = last?.Hash ?? AuditHash.Genesis;
         var previousAt = last?.OccurredAt ?? DateTimeOffset.MinValue;
+        var latest = checkpointKey is null || last is null ? null
+            : await AuditCheckpoints.AsNoTracking().OrderByDescending(c => c.Sequence).FirstOrDefaultAsync(cancellationToken);
+        // A trail older than checkpoints (none at all yet) is signed once at start by AuditCheckpointPublisher, not here.
+        var legacy = last is not null && latest is null;
+        var anchored = checkpointKey is not null && (last is null
+            || latest is not null && latest.Sequence == last.Sequence && latest.Hash == last.Hash && checkpointKey.Verify(latest));
         foreach (var e in events)
         {
             // Events are stamped before they wait for this lock; keeping time non-decreasing along the chain lets a time
@@ -312,9 +320,15 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             AuditEvents.Add(e);
         }
         // The new head, signed in the same transaction: every genuine event is covered by a checkpoint, so a row added
-        // by anyone without the key (a database superuser included) is not.
-        if (checkpointKey is not null)
-            AuditCheckpoints.Add(checkpointKey.Sign(sequence, previous, DateTimeOffset.UtcNow));
+        // by anyone without the key (a database superuser included) is not. Only a head that is itself signed is built
+        // on: signing on top of a forged row would vouch for it.
+        if (anchored)
+            AuditCheckpoints.Add(checkpointKey!.Sign(sequence, previous, DateTimeOffset.UtcNow));
+        else if (checkpointKey is not null && !legacy)
+            this.GetService<ILoggerFactory>().CreateLogger("ControlPlane.Audit").LogError(
+                "Not signing audit events {From}..{To}: the chain head they follow (event {Head}) is not covered by a checkpoint signed " +
+                "with key {KeyId}, so it was added or changed without the key. GET /api/v1/audit/verify names the first such event.",
+                last!.Sequence + 1, sequence, last.Sequence, checkpointKey.KeyId);
     }
 
     private List<ChangeNotice> CollectNotices(List<AuditEvent> events)

@@ -45,6 +45,7 @@ public static class DatabaseRoles
                 ALTER ROLE {ServingRole} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {Literal(servingPassword)};
                 ALTER DATABASE {Identifier(database)} OWNER TO {OwnerRole};
                 """, cancellationToken);
+            NpgsqlConnection.ClearPool(maintenance); // no idle superuser session stays behind
         }
 
         // Clusters made before the roles existed hold tables owned by the superuser: they move to the owner role.
@@ -74,6 +75,7 @@ public static class DatabaseRoles
                   END LOOP;
                 END $$;
                 """, cancellationToken);
+            NpgsqlConnection.ClearPool(inDatabase);
         }
 
         logger.LogInformation("PostgreSQL roles: migrations run as {Owner}, ControlPlane serves as {Serving} (not a superuser, owns nothing)",

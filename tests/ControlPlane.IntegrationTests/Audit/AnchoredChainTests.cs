@@ -63,8 +63,14 @@ public sealed class AnchoredChainTests(PostgresFixture postgres) : IAsyncLifetim
             await db.SaveChangesAsync(Ct);
         }
 
+        AssertInvalidFrom(await _auditor.GetJsonAsync("/api/v1/audit/verify"), _head + 1);
+
+        // ControlPlane keeps working but does not build its signatures on the forged head (that would vouch for it).
+        using var admin = _factory.Admin();
+        (await admin.PostAsJsonAsync("/api/v1/tokens", new { name = "after-forgery", role = "Viewer" }, Ct)).EnsureSuccessStatusCode();
         var verify = await _auditor.GetJsonAsync("/api/v1/audit/verify");
         AssertInvalidFrom(verify, _head + 1);
+        Assert.Equal(_head + 2, verify.GetProperty("events").GetInt64());
     }
 
     [Fact]
@@ -112,7 +118,7 @@ public sealed class AnchoredChainTests(PostgresFixture postgres) : IAsyncLifetim
 
         // Or removes the checkpoints that no longer fit.
         await ExecuteAsync($"ALTER TABLE audit_checkpoints DISABLE TRIGGER ALL; DELETE FROM audit_checkpoints WHERE sequence >= {n}; ALTER TABLE audit_checkpoints ENABLE TRIGGER ALL;");
-        AssertInvalidFrom(await _auditor.GetJsonAsync("/api/v1/audit/verify"), n, "unanchored");
+        AssertInvalidFrom(await _auditor.GetJsonAsync("/api/v1/audit/verify"), n);
     }
 
     [Fact]
@@ -148,6 +154,16 @@ public sealed class AnchoredChainTests(PostgresFixture postgres) : IAsyncLifetim
             $"controlplane-audit-checkpoint/v1\n{header.Sequence}\n{header.Hash}\n{header.SignedAt}\n{header.KeyId}");
         Assert.True(publicKey.VerifyData(payload, Convert.FromBase64String(header.Signature), HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence));
         Assert.False(publicKey.VerifyData(payload[..^1], Convert.FromBase64String(header.Signature), HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence));
+    }
+
+    [Fact]
+    public async Task Only_auditors_and_admins_read_checkpoints_or_verify()
+    {
+        using var viewer = await _factory.ClientWithRoleAsync("vera", "ReleaseManager");
+        Assert.Equal(HttpStatusCode.Forbidden, (await viewer.GetAsync("/api/v1/audit/checkpoints", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await viewer.PostAsJsonAsync("/api/v1/audit/verify", new { checkpoints = Array.Empty<object>() }, Ct)).StatusCode);
+        using var anonymous = _factory.ClientWithToken(null);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/audit/checkpoints", Ct)).StatusCode);
     }
 
     private string KeyId => _factory.Services.GetRequiredService<AuditCheckpointKey>().KeyId;

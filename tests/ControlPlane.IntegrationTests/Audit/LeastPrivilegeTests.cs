@@ -75,7 +75,8 @@ public sealed class LeastPrivilegeTests(PostgresFixture postgres) : IAsyncLifeti
                 using var client = embedded.CreateClient();
                 (await client.GetAsync("/healthz", Ct)).EnsureSuccessStatusCode();
                 var database = embedded.Services.GetRequiredService<ResolvedDatabase>();
-                var superuser = database.Embedded!.ConnectionStringFor("controlplane");
+                // Unpooled, so that this test's own session is not one left idle by the bootstrap.
+                var superuser = new NpgsqlConnectionStringBuilder(database.Embedded!.ConnectionStringFor("controlplane")) { Pooling = false }.ConnectionString;
 
                 Assert.Equal([DatabaseRoles.ServingRole], await ScalarsAsync(superuser,
                     "SELECT DISTINCT usename::text FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"));
