@@ -55,9 +55,7 @@ builder.Services.AddScoped<ReleaseCommands>();
 builder.Services.AddSingleton(new RuntimeHost(builder.Configuration["ControlPlane:HostId"] is { Length: > 0 } hostId ? hostId : Environment.MachineName));
 // How long a rollback request waits for the runtime leader before answering 202 with where to poll.
 builder.Services.AddSingleton(new RollbackWait(TimeSpan.FromSeconds(builder.Configuration.GetValue("ControlPlane:RollbackWaitSeconds", 10.0))));
-builder.Services.AddScoped<AuditQuery>();
-builder.Services.AddScoped<AuditVerifier>();
-builder.Services.AddSingleton<AuditChainStatus>();
+builder.Services.AddAuditTrail(); // queries, verification, the checkpoint key (outside PostgreSQL) and publisher
 
 builder.Services.AddOptions<RuntimeOptions>().BindConfiguration(RuntimeOptions.Section);
 builder.Services.AddSingleton<DatabaseSupervisor>();

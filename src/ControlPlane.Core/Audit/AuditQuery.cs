@@ -41,7 +41,10 @@ public sealed class AuditQuery(ControlPlaneDbContext db)
         return new(items.Take(limit).ToList(), next);
     }
 
-    /// <summary>Oldest-first stream for exports; never materializes the whole set.</summary>
+    /// <summary>
+    /// Oldest-first stream for exports; never materializes the whole set. Single query: the context's default split-query
+    /// mode reads a query's whole result into a buffer before the first row, which is memory and latency for millions.
+    /// </summary>
     public IAsyncEnumerable<AuditEvent> StreamAsync(AuditFilter filter) =>
-        Filtered(filter).OrderBy(e => e.Sequence).AsAsyncEnumerable();
+        Filtered(filter).OrderBy(e => e.Sequence).AsSingleQuery().AsAsyncEnumerable();
 }

@@ -11,7 +11,9 @@ using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Core.Data;
 
@@ -19,17 +21,19 @@ namespace ControlPlane.Core.Data;
 /// The one database context: release flow, audit trail, API tokens, local accounts (ASP.NET Core Identity, users only —
 /// each user has one role column) and the Data Protection key ring shared by every replica.
 /// </summary>
-public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options)
+/// <param name="checkpointKey">Signs the chain head on every audited save; null only where no key exists (design time).</param>
+public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext> options, AuditCheckpointKey? checkpointKey = null)
     : IdentityUserContext<ControlPlaneUser>(options), IDataProtectionKeyContext
 {
     /// <summary>Serializes writers of the audit hash chain (pg_advisory_xact_lock key).</summary>
-    private const long AuditChainLockKey = 0x436F6E74726F6C50; // "ControlP"
+    public const long AuditChainLockKey = 0x436F6E74726F6C50; // "ControlP"
 
     private readonly List<AuditEvent> _pendingAuditEvents = [];
 
     public DbSet<Application> Applications => Set<Application>();
     public DbSet<Deployment> Deployments => Set<Deployment>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<AuditCheckpoint> AuditCheckpoints => Set<AuditCheckpoint>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
     public DbSet<FreezeWindow> FreezeWindows => Set<FreezeWindow>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
@@ -139,6 +143,17 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             // Time windows become sequence ranges through this index (occurred_at never decreases along the chain).
             e.HasIndex(a => new { a.OccurredAt, a.Sequence });
             e.HasIndex(a => a.DeploymentId);
+        });
+
+        b.Entity<AuditCheckpoint>(e =>
+        {
+            e.ToTable("audit_checkpoints");
+            e.HasKey(c => c.Sequence);
+            e.Property(c => c.Sequence).ValueGeneratedNever();
+            e.Property(c => c.Hash).HasMaxLength(64);
+            e.Property(c => c.KeyId).HasMaxLength(16);
+            e.Property(c => c.Signature).HasMaxLength(200);
+            e.Ignore(c => c.SignedAtText);
         });
 
         b.Entity<FreezeWindow>(e =>
@@ -254,6 +269,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         {
             // Sequence and hash were assigned for a transaction that did not commit; drop them so a retry re-chains.
             foreach (var e in events) Entry(e).State = EntityState.Detached;
+            foreach (var c in ChangeTracker.Entries<AuditCheckpoint>().Where(c => c.State == EntityState.Added).ToList()) c.State = EntityState.Detached;
             throw;
         }
         finally
@@ -291,6 +307,12 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
         var sequence = last?.Sequence ?? 0;
         var previous = last?.Hash ?? AuditHash.Genesis;
         var previousAt = last?.OccurredAt ?? DateTimeOffset.MinValue;
+        var latest = checkpointKey is null || last is null ? null
+            : await AuditCheckpoints.AsNoTracking().OrderByDescending(c => c.Sequence).FirstOrDefaultAsync(cancellationToken);
+        // A trail older than checkpoints (none at all yet) is signed once at start by AuditCheckpointPublisher, not here.
+        var legacy = last is not null && latest is null;
+        var anchored = checkpointKey is not null && (last is null
+            || latest is not null && latest.Sequence == last.Sequence && latest.Hash == last.Hash && checkpointKey.Verify(latest));
         foreach (var e in events)
         {
             // Events are stamped before they wait for this lock; keeping time non-decreasing along the chain lets a time
@@ -302,6 +324,16 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Hash = previous = AuditHash.Compute(e);
             AuditEvents.Add(e);
         }
+        // The new head, signed in the same transaction: every genuine event is covered by a checkpoint, so a row added
+        // by anyone without the key (a database superuser included) is not. Only a head that is itself signed is built
+        // on: signing on top of a forged row would vouch for it.
+        if (anchored)
+            AuditCheckpoints.Add(checkpointKey!.Sign(sequence, previous, DateTimeOffset.UtcNow));
+        else if (checkpointKey is not null && !legacy)
+            this.GetService<ILoggerFactory>().CreateLogger("ControlPlane.Audit").LogError(
+                "Not signing audit events {From}..{To}: the chain head they follow (event {Head}) is not covered by a checkpoint signed " +
+                "with key {KeyId}, so it was added or changed without the key. GET /api/v1/audit/verify names the first such event.",
+                last!.Sequence + 1, sequence, last.Sequence, checkpointKey.KeyId);
     }
 
     private List<ChangeNotice> CollectNotices(List<AuditEvent> events)

@@ -59,14 +59,17 @@ public sealed partial class EmbeddedPostgres : IAsyncDisposable
 
     private string LogFile => Path.Combine(_root, "postgres.log");
 
-    public string ConnectionStringFor(string database)
+    public string ConnectionStringFor(string database) => ConnectionStringFor(database, SuperUser, _password);
+
+    /// <summary>A connection string for another role of this cluster (see <see cref="DatabaseRoles"/>).</summary>
+    public string ConnectionStringFor(string database, string userName, string password)
     {
         var connectionString = new NpgsqlConnectionStringBuilder
         {
             Host = IPAddress.Loopback.ToString(),
             Port = Port,
-            Username = SuperUser,
-            Password = _password,
+            Username = userName,
+            Password = password,
             Database = database,
         }.ConnectionString;
         _issuedConnectionStrings.TryAdd(connectionString, true);

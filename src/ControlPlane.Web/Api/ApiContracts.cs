@@ -67,7 +67,8 @@ public sealed record AuditEventDto(long Sequence, DateTimeOffset OccurredAt, str
     string PreviousHash, string Hash);
 
 public sealed record AuditPageDto(IReadOnlyList<AuditEventDto> Items, string? NextCursor);
-public sealed record AuditVerifyDto(bool Valid, long Events, long? FirstInvalidSequence, string? Problem);
+public sealed record AuditVerifyDto(bool Valid, long Events, long? FirstInvalidSequence, string? Problem,
+    string? Reason = null, AuditCheckpointSummary? Checkpoints = null);
 public sealed record CreatedTokenDto(Guid Id, string Name, string Role, DateTimeOffset? ExpiresAt, string Token);
 
 public static class Dto

@@ -6,6 +6,7 @@ using ControlPlane.Core.Security;
 using ControlPlane.Web.Security;
 using CsvHelper;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
 
 namespace ControlPlane.Web.Api;
 
@@ -34,13 +35,16 @@ public static class AuditApi
 
         audit.MapGet("/export", async Task<Results<EmptyHttpResult, ProblemHttpResult>> (
             string? format, string? application, string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, Guid? deploymentId,
-            AuditQuery query, HttpContext http) =>
+            AuditQuery query, AuditCheckpointPublisher checkpoints, HttpContext http) =>
         {
             var kind = format?.ToLowerInvariant();
             if (kind is not ("csv" or "jsonl")) return Invalid("format", "format must be csv or jsonl.");
             var events = query.StreamAsync(new AuditFilter(application, actor, action, from, to, deploymentId));
             http.Response.ContentType = kind == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{DateTime.UtcNow:yyyyMMdd-HHmmss}.{kind}\"";
+            // The newest signed checkpoint travels with every export, so the auditor's copy holds an anchor too.
+            if (await checkpoints.LatestAsync(http.RequestAborted) is { } latest)
+                http.Response.Headers[CheckpointHeader] = JsonSerializer.Serialize(latest.ToDto(), JsonSerializerOptions.Web);
             // Written straight to the response as rows arrive: memory stays flat for millions of events.
             if (kind == "csv") await WriteCsvAsync(http.Response.Body, events, http.RequestAborted);
             else await WriteJsonLinesAsync(http.Response.Body, events, http.RequestAborted);
@@ -48,13 +52,44 @@ public static class AuditApi
         });
 
         audit.MapGet("/verify", async (AuditVerifier verifier, CancellationToken ct) =>
+            TypedResults.Ok(VerifyDto(await verifier.VerifyAsync(ct))));
+
+        // The auditor's own copies of checkpoints (kept from earlier exports, the checkpoint file or /checkpoints): the
+        // trail must still agree with every one of them.
+        audit.MapPost("/verify", async Task<Results<Ok<AuditVerifyDto>, ProblemHttpResult>> (
+            AuditVerifyRequest request, AuditVerifier verifier, AuditCheckpointKey key, CancellationToken ct) =>
         {
-            var result = await verifier.VerifyAsync(ct);
-            return TypedResults.Ok(new AuditVerifyDto(result.Valid, result.Events, result.FirstInvalidSequence, result.Problem));
+            var supplied = new List<AuditCheckpoint>();
+            foreach (var (dto, i) in (request.Checkpoints ?? []).Select((c, i) => (c, i)))
+            {
+                var field = $"checkpoints[{i}]";
+                if (dto is null || dto.ToCheckpoint() is not { } checkpoint)
+                    return Invalid(field, $"{field} must be {{sequence, hash, signedAt, keyId, signature}} as ControlPlane issued it.");
+                if (!key.Verify(checkpoint))
+                    return Invalid(field, checkpoint.KeyId == key.KeyId
+                        ? $"{field} (event {checkpoint.Sequence}) does not carry a valid signature: it was altered after it was issued."
+                        : $"{field} was signed with key {checkpoint.KeyId}, not with this ControlPlane's checkpoint key {key.KeyId}.");
+                supplied.Add(checkpoint);
+            }
+            return TypedResults.Ok(VerifyDto(await verifier.VerifyAsync(supplied, ct)));
+        });
+
+        audit.MapGet("/checkpoints", async Task<Results<Ok<AuditCheckpointsDto>, ProblemHttpResult>> (
+            int? limit, ControlPlane.Core.Data.ControlPlaneDbContext db, AuditCheckpointKey key, CancellationToken ct) =>
+        {
+            if (limit is < 1 or > AuditQuery.MaxPageSize)
+                return Invalid("limit", $"limit must be between 1 and {AuditQuery.MaxPageSize}.");
+            var items = await db.AuditCheckpoints.AsNoTracking().OrderByDescending(c => c.Sequence).Take(limit ?? 50).ToListAsync(ct);
+            return TypedResults.Ok(new AuditCheckpointsDto(key.KeyId, key.PublicKeyPem, [.. items.Select(c => c.ToDto())]));
         });
 
         return api;
     }
+
+    public const string CheckpointHeader = "X-ControlPlane-Audit-Checkpoint";
+
+    private static AuditVerifyDto VerifyDto(AuditVerification r) =>
+        new(r.Valid, r.Events, r.FirstInvalidSequence, r.Problem, r.Reason, r.Checkpoints);
 
     private static readonly JsonSerializerOptions LineJson = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
 
@@ -101,3 +136,8 @@ public static class AuditApi
         TypedResults.Problem(message, statusCode: StatusCodes.Status400BadRequest, title: "Invalid request",
             extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [field] = [message] } });
 }
+
+public sealed record AuditVerifyRequest(IReadOnlyList<AuditCheckpointDto?>? Checkpoints);
+
+/// <summary>The newest checkpoints and the public key that verifies them (PEM, SubjectPublicKeyInfo).</summary>
+public sealed record AuditCheckpointsDto(string KeyId, string PublicKey, IReadOnlyList<AuditCheckpointDto> Items);

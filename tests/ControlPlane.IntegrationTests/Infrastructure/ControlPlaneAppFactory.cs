@@ -9,9 +9,10 @@ namespace ControlPlane.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// ControlPlane in-process on a fresh, migrated PostgreSQL database of its own, with the demo seeded (real slot processes,
-/// the embedded router on a free port) and a known bootstrap admin token.
+/// the embedded router on a free port) and a known bootstrap admin token. It runs as a production install should: migrations
+/// as the database's owner role, everything else as a serving role that owns nothing.
 /// </summary>
-public sealed class ControlPlaneAppFactory(string connectionString) : WebApplicationFactory<Program>
+public sealed class ControlPlaneAppFactory(RoleDatabase database) : WebApplicationFactory<Program>
 {
     public const string AdminToken = "test-bootstrap-admin-token";
     public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-it-").FullName;
@@ -20,16 +21,21 @@ public sealed class ControlPlaneAppFactory(string connectionString) : WebApplica
 
     public static async Task<ControlPlaneAppFactory> StartAsync(PostgresFixture postgres)
     {
-        var factory = new ControlPlaneAppFactory(await postgres.CreateDatabaseAsync("api"));
+        var factory = new ControlPlaneAppFactory(await postgres.CreateDatabaseWithRolesAsync("api"));
         _ = factory.Services; // builds and starts the host: migrations, demo seeding, router attach
         return factory;
     }
 
-    public string ConnectionString => connectionString;
+    /// <summary>The superuser: what tests use to look behind ControlPlane's back (and to tamper like a DBA).</summary>
+    public string ConnectionString => database.SuperUser;
+
+    /// <summary>The role ControlPlane serves as.</summary>
+    public RoleDatabase Database => database;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseSetting("ConnectionStrings:ControlPlane", connectionString);
+        builder.UseSetting("ConnectionStrings:ControlPlane", database.Serving);
+        builder.UseSetting("ConnectionStrings:ControlPlaneMigrations", database.Owner);
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
         builder.UseSetting("ControlPlane:Demo:Enabled", "true");
         builder.UseSetting("ControlPlane:Demo:RouterPort", "0");
