@@ -41,8 +41,20 @@ public sealed class AuditEvent
         BeforeState = before,
         AfterState = after,
         Reason = reason,
-        Details = details,
+        Details = actor.Via is null ? details : WithVia(details, actor.Via),
     };
+
+    /// <summary>
+    /// The means (the API token's name) goes into the details, so the actor stays the person the two-person rule counts
+    /// and the hashed record format is unchanged.
+    /// </summary>
+    private static string WithVia(string? details, string via)
+    {
+        var node = details is null ? new System.Text.Json.Nodes.JsonObject() : System.Text.Json.Nodes.JsonNode.Parse(details);
+        if (node is not System.Text.Json.Nodes.JsonObject obj) return details!;
+        obj["viaToken"] = via;
+        return obj.ToJsonString();
+    }
 }
 
 /// <summary>Implemented by aggregates whose transitions record audit events; the DbContext saves them with the change.</summary>

@@ -185,7 +185,11 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Property(t => t.Name).HasMaxLength(64);
             e.Property(t => t.Role).HasConversion<string>().HasMaxLength(24);
             e.Property(t => t.TokenHash).HasMaxLength(64);
+            e.Property(t => t.Owner).HasMaxLength(256);
             e.HasIndex(t => t.TokenHash).IsUnique();
+            // A token name is an identity (machine tokens) or the means named in the audit trail: one token per name.
+            e.HasIndex(t => t.Name).IsUnique();
+            e.HasIndex(t => t.Owner);
         });
 
         // Keys are created in the domain (Guid v7), never by the database; telling EF so makes a new approval or step

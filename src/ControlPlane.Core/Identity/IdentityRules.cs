@@ -11,6 +11,13 @@ public static class IdentityRules
     public const string InitialAdminName = "admin";
 
     /// <summary>
+    /// Identity names that are not people: the bootstrap token, the system, and the placeholders of refused sign-ins. No
+    /// account or machine token may take them, so the audit trail and the two-person rule never confuse them with a person.
+    /// </summary>
+    public static readonly IReadOnlySet<string> ReservedNames =
+        new HashSet<string>(["bootstrap", "system", "anonymous", "unknown"], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
     /// Length is the policy (at least 12 characters, NIST SP 800-63B style); composition rules are off because they push
     /// people to predictable patterns.
     /// </summary>

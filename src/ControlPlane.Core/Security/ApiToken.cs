@@ -19,6 +19,12 @@ public sealed class ApiToken : IRecordsAuditEvents
     public string TokenHash { get; private set; } = "";
     public DateTimeOffset CreatedAt { get; private set; }
     public string CreatedBy { get; private set; } = "";
+
+    /// <summary>
+    /// The person (local user name) this token acts as; null for a machine identity named after the token. The token's
+    /// role never counts for more than the owner's current role.
+    /// </summary>
+    public string? Owner { get; private set; }
     public DateTimeOffset? ExpiresAt { get; private set; }
     public DateTimeOffset? LastUsedAt { get; private set; }
     public DateTimeOffset? RevokedAt { get; private set; }
@@ -27,7 +33,8 @@ public sealed class ApiToken : IRecordsAuditEvents
     public void ClearPendingAuditEvents() => _pendingAuditEvents.Clear();
 
     /// <summary>Creates a token; the returned secret is the only time the plain token exists.</summary>
-    public static (ApiToken Token, string Secret) Issue(string name, Role role, Actor by, DateTimeOffset now, DateTimeOffset? expiresAt = null)
+    public static (ApiToken Token, string Secret) Issue(string name, Role role, Actor by, DateTimeOffset now, DateTimeOffset? expiresAt = null,
+        string? owner = null)
     {
         var secret = Prefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         var token = new ApiToken
@@ -39,21 +46,22 @@ public sealed class ApiToken : IRecordsAuditEvents
             CreatedAt = now,
             CreatedBy = by.Name,
             ExpiresAt = expiresAt,
+            Owner = owner,
         };
         token._pendingAuditEvents.Add(AuditEvent.Create(by, "token.created", now, after: role.ToString(),
-            details: System.Text.Json.JsonSerializer.Serialize(new { name, role = role.ToString(), expiresAt })));
+            details: System.Text.Json.JsonSerializer.Serialize(new { name, role = role.ToString(), owner, expiresAt })));
         return (token, secret);
     }
 
     public static string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 
     /// <summary>Revokes the token: it is refused from its next request on. Revoking twice changes nothing.</summary>
-    public bool Revoke(Actor by, DateTimeOffset now)
+    public bool Revoke(Actor by, DateTimeOffset now, string? reason = null)
     {
         if (RevokedAt is not null) return false;
         RevokedAt = now;
-        _pendingAuditEvents.Add(AuditEvent.Create(by, "token.revoked", now, before: Role.ToString(), after: "revoked",
-            details: System.Text.Json.JsonSerializer.Serialize(new { id = Id, name = Name, role = Role.ToString() })));
+        _pendingAuditEvents.Add(AuditEvent.Create(by, "token.revoked", now, before: Role.ToString(), after: "revoked", reason: reason,
+            details: System.Text.Json.JsonSerializer.Serialize(new { id = Id, name = Name, role = Role.ToString(), owner = Owner })));
         return true;
     }
 

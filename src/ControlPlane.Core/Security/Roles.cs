@@ -42,6 +42,14 @@ public static class Permissions
 
     public static bool Allows(Role role, Permission permission) => Allowed[permission].Contains(role);
 
+    /// <summary>
+    /// Whether everything <paramref name="role"/> may do, <paramref name="holder"/> may do too. Roles are not a ladder
+    /// (an Auditor reads the audit trail, an OnCall may not), so "not above the owner's role" means "no permission the
+    /// owner lacks".
+    /// </summary>
+    public static bool Covers(Role holder, Role role) =>
+        Allowed.Values.All(roles => !roles.Contains(role) || roles.Contains(holder));
+
     /// <summary>The authorization policy name for a permission (ASP.NET Core policies are looked up by string).</summary>
     public static string PolicyName(Permission permission) => "permission:" + permission;
 }

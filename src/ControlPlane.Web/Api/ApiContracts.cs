@@ -26,7 +26,7 @@ public sealed record CreateFreezeWindowRequest(string? Name, string? Reason, str
 }
 public sealed record ApproveRequest(string? Comment);
 public sealed record ReasonRequest(string? Reason);
-public sealed record CreateTokenRequest(string? Name, string? Role, DateTimeOffset? ExpiresAt);
+public sealed record CreateTokenRequest(string? Name, string? Role, DateTimeOffset? ExpiresAt, string? Owner = null);
 
 // Responses.
 
@@ -69,7 +69,7 @@ public sealed record AuditEventDto(long Sequence, DateTimeOffset OccurredAt, str
 public sealed record AuditPageDto(IReadOnlyList<AuditEventDto> Items, string? NextCursor);
 public sealed record AuditVerifyDto(bool Valid, long Events, long? FirstInvalidSequence, string? Problem,
     string? Reason = null, AuditCheckpointSummary? Checkpoints = null);
-public sealed record CreatedTokenDto(Guid Id, string Name, string Role, DateTimeOffset? ExpiresAt, string Token);
+public sealed record CreatedTokenDto(Guid Id, string Name, string Role, DateTimeOffset? ExpiresAt, string Token, string? Owner = null);
 
 public static class Dto
 {

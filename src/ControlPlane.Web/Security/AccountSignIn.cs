@@ -64,9 +64,16 @@ public static class AccountSignIn
         if (ctx.Request.Path.StartsWithSegments("/api") || ctx.Request.Path.StartsWithSegments("/hubs"))
             ctx.Response.StatusCode = status;
         else
-            ctx.Response.Redirect(ctx.RedirectUri);
+            ctx.Response.Redirect(Relative(ctx.RedirectUri));
         return Task.CompletedTask;
     }
+
+    /// <summary>
+    /// The cookie handler builds absolute redirects from the request's Host header, which a client controls: only the path
+    /// and query go back, so a forged Host is never echoed into a Location.
+    /// </summary>
+    private static string Relative(string uri) =>
+        Uri.TryCreate(uri, UriKind.Absolute, out var absolute) ? LocalUrl(absolute.PathAndQuery) : LocalUrl(uri);
 
     private static async Task ValidateSessionAsync(CookieValidatePrincipalContext ctx)
     {
@@ -113,6 +120,8 @@ public static class AccountSignIn
             var user = name.Length is > 0 and <= 256 ? await users.FindByNameAsync(name) : null;
             if (user is null || string.IsNullOrEmpty(password))
             {
+                // Spend the time a password check takes, so the answer's timing does not tell that the account is unknown.
+                users.PasswordHasher.VerifyHashedPassword(DummyUser, DummyHash.Value, password ?? "");
                 // The typed name is not recorded for unknown accounts: people type passwords into the name field.
                 db.Record(AuditEvent.Create(new Actor("unknown", ActorKind.User, ip), "user.sign-in-failed", time.GetUtcNow(),
                     reason: user is null ? "unknown user name" : "empty password"));
@@ -143,7 +152,8 @@ public static class AccountSignIn
                     details: JsonSerializer.Serialize(new { until = user.LockoutEnd })));
             await db.SaveChangesAsync(http.RequestAborted);
             log.LogWarning("Sign-in refused for {User} from {Ip}: {Reason}", user.UserName, ip, result.IsLockedOut ? "locked out" : "wrong password");
-            return Back(result.IsLockedOut ? "locked" : "invalid", back);
+            // One answer for every failure: whether the account exists or is locked is for the audit trail and the admins.
+            return Back("invalid", back);
         }).AllowAnonymous().RequireRateLimiting(RateLimitPolicy).ExcludeFromDescription();
 
         endpoints.MapPost(SignOutPath, async (HttpContext http, IAntiforgery antiforgery) =>
@@ -159,9 +169,16 @@ public static class AccountSignIn
     private static IResult Back(string error, string returnUrl) =>
         Results.Redirect($"{SignInPath}?error={error}&returnUrl={Uri.EscapeDataString(returnUrl)}");
 
-    /// <summary>Only same-site paths: an open redirect after sign-in would be a phishing aid.</summary>
+    private static readonly ControlPlaneUser DummyUser = new();
+    private static readonly Lazy<string> DummyHash = new(() => new PasswordHasher<ControlPlaneUser>().HashPassword(DummyUser, Guid.NewGuid().ToString()));
+
+    /// <summary>
+    /// Only same-site relative paths: an open redirect after sign-in would be a phishing aid. Backslashes and control
+    /// characters are refused anywhere, because browsers read "/\\host" and "/\t/host" as "//host" (another site).
+    /// </summary>
     public static string LocalUrl(string? url) =>
-        !string.IsNullOrEmpty(url) && url.StartsWith('/') && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal)
+        !string.IsNullOrEmpty(url) && url.Length <= 2048 && url.StartsWith('/') && !url.StartsWith("//", StringComparison.Ordinal)
+        && !url.Contains('\\') && !url.Any(char.IsControl)
             ? url : "/";
 }
 

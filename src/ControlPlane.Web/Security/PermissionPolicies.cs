@@ -8,9 +8,9 @@ public static class PermissionPolicies
 {
     /// <summary>
     /// One authorization policy per <see cref="Permission"/>, built from the single role table in Core, for pages, API and
-    /// hub alike. Programs authenticate with a bearer token, people in the browser with the session cookie.
-    /// API changes (anything but GET/HEAD/OPTIONS under /api) must be authorized by the bearer token: a browser sends the
-    /// cookie on its own, so honouring it there would open the API to cross-site request forgery.
+    /// hub alike. The principal is the request's one identity (<see cref="RequestIdentity"/>): a bearer token on the API and
+    /// hub, the session cookie elsewhere. API changes (anything but GET/HEAD/OPTIONS under /api) must come with a bearer
+    /// token: a browser sends the cookie on its own, so honouring it there would open the API to cross-site request forgery.
     /// </summary>
     public static AuthorizationBuilder AddPermissionPolicies(this AuthorizationBuilder builder)
     {
@@ -18,7 +18,6 @@ public static class PermissionPolicies
         {
             var roles = Permissions.RolesFor(permission).Select(r => r.ToString()).ToArray();
             builder.AddPolicy(Permissions.PolicyName(permission), p => p
-                .AddAuthenticationSchemes(BearerTokenAuthenticationHandler.SchemeName, AccountSignIn.CookieScheme)
                 .RequireAuthenticatedUser()
                 .RequireAssertion(ctx => Allows(ctx.User, ctx.Resource as HttpContext, roles)));
         }
@@ -26,10 +25,7 @@ public static class PermissionPolicies
     }
 
     private static bool Allows(ClaimsPrincipal user, HttpContext? http, string[] roles) =>
-        http is not null && IsApiChange(http.Request)
-            ? user.Identities.Any(i => i.IsAuthenticated && i.AuthenticationType == BearerTokenAuthenticationHandler.SchemeName
-                                       && roles.Any(r => i.HasClaim(ClaimTypes.Role, r)))
-            : roles.Any(user.IsInRole);
+        (http is null || !IsApiChange(http.Request) || HasBearerIdentity(user)) && roles.Any(user.IsInRole);
 
     public static bool IsApiChange(HttpRequest request) =>
         request.Path.StartsWithSegments("/api") && !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method) && !HttpMethods.IsOptions(request.Method);

@@ -32,7 +32,7 @@ public sealed class ProblemAuthorizationResultHandler(IProblemDetailsService pro
             ? (StatusCodes.Status401Unauthorized, "API token required",
                 "Changes through the API need 'Authorization: Bearer <token>'; the browser session cookie is accepted for reads only (protection against cross-site request forgery).")
             : (StatusCodes.Status403Forbidden, "Not allowed for this role",
-                $"{context.User.Identity?.Name} ({context.User.FindFirst(ClaimTypes.Role)?.Value}) may not {Describe(permission)}; allowed roles: {allowed}.");
+                $"{Who(context.User)} ({context.User.FindFirst(ClaimTypes.Role)?.Value}) may not {Describe(permission)}; allowed roles: {allowed}.");
         // The API's own scheme answers (WWW-Authenticate: Bearer), never a redirect to a sign-in page.
         var scheme = policy.AuthenticationSchemes.FirstOrDefault() ?? BearerTokenAuthenticationHandler.SchemeName;
         if (result.Challenged || cookieOnlyChange) await context.ChallengeAsync(BearerTokenAuthenticationHandler.SchemeName);
@@ -40,6 +40,12 @@ public sealed class ProblemAuthorizationResultHandler(IProblemDetailsService pro
         context.Response.StatusCode = status;
         await problems.TryWriteAsync(new() { HttpContext = context, ProblemDetails = { Status = status, Title = title, Detail = detail } });
     }
+
+    /// <summary>The request's one identity, and the token it used when it differs from that name.</summary>
+    private static string Who(ClaimsPrincipal user) =>
+        user.FindFirst(BearerTokenAuthenticationHandler.ViaTokenClaim)?.Value is { } via && via != user.Identity?.Name
+            ? $"{user.Identity?.Name} (token {via})"
+            : user.Identity?.Name ?? "anonymous";
 
     private static string Describe(string? permission) => permission switch
     {

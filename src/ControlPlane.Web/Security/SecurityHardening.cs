@@ -39,7 +39,8 @@ public static class SecurityHardening
         // One key ring for every replica, so a cookie or antiforgery token issued by one is accepted by the others.
         services.AddDataProtection().SetApplicationName("ControlPlane").PersistKeysToDbContext<ControlPlaneDbContext>();
 
-        services.AddAuthentication(AccountSignIn.CookieScheme)
+        services.AddAuthentication(RequestIdentity.SchemeName)
+            .AddPolicyScheme(RequestIdentity.SchemeName, "One identity per request", o => o.ForwardDefaultSelector = RequestIdentity.Select)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenAuthenticationHandler>(BearerTokenAuthenticationHandler.SchemeName, null)
             .AddSessionCookie()
             .AddOidcSignInWhenConfigured(builder.Configuration);

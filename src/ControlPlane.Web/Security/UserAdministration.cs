@@ -8,6 +8,7 @@ using ControlPlane.Core.Identity;
 using ControlPlane.Core.Security;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace ControlPlane.Web.Security;
 
@@ -31,16 +32,22 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
         var errors = new List<SettingsError>();
         var name = userName?.Trim();
         if (string.IsNullOrEmpty(name) || name.Length > 64) errors.Add(new("userName", "is required (at most 64 characters)"));
+        else if (IdentityRules.ReservedNames.Contains(name)) errors.Add(new("userName", $"'{name}' is reserved for ControlPlane's own identities"));
         var parsed = ParseRole(role, errors);
         if (string.IsNullOrEmpty(password)) errors.Add(new("password", "is required"));
         if (errors.Count > 0) throw new ValidationException(errors);
-        if (await users.FindByNameAsync(name!) is not null) throw DomainException.Conflict($"A user named '{name}' already exists.");
+        if (await users.FindByNameAsync(name!) is not null) throw Taken(name!);
+        // A machine token acts under its own name; a person taking that name would merge two identities.
+        var lowered = name!.ToLowerInvariant();
+        if (await db.ApiTokens.AnyAsync(t => t.Owner == null && t.Name.ToLower() == lowered, ct))
+            throw new DomainException(DomainErrorKind.Conflict, $"'{name}' is the name of a machine API token; choose another user name.", "userName");
 
         var user = new ControlPlaneUser(name!, parsed, time.GetUtcNow());
         // Validate everything before recording the audit event, so a refused request leaves nothing pending.
         foreach (var validator in users.UserValidators)
         {
             var check = await validator.ValidateAsync(users, user);
+            if (check.Errors.Any(e => e.Code == DuplicateUserName)) throw Taken(name!);
             if (!check.Succeeded) throw new ValidationException([.. check.Errors.Select(e => new SettingsError("userName", e.Description))]);
         }
         foreach (var validator in users.PasswordValidators)
@@ -50,9 +57,24 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
         }
         db.Record(AuditEvent.Create(by, "user.created", time.GetUtcNow(), after: parsed.ToString(),
             details: JsonSerializer.Serialize(new { userName = name, role = parsed.ToString() })));
-        Ensure(await users.CreateAsync(user, password!), "userName");
+        try
+        {
+            var created = await users.CreateAsync(user, password!);
+            if (created.Errors.Any(e => e.Code == DuplicateUserName)) throw Taken(name!);
+            Ensure(created, "userName");
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            // Created by a concurrent request between our check and the insert: the unique index decided.
+            throw Taken(name);
+        }
         return Summary(user);
     }
+
+    private const string DuplicateUserName = nameof(IdentityErrorDescriber.DuplicateUserName);
+
+    private static DomainException Taken(string name) =>
+        new(DomainErrorKind.Conflict, $"A user named '{name}' already exists.", "userName");
 
     public async Task<UserSummary> ChangeRoleAsync(string userName, string? role, Actor by, CancellationToken ct)
     {
@@ -66,6 +88,7 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
         user.Role = parsed;
         db.Record(AuditEvent.Create(by, "user.role-changed", time.GetUtcNow(), before: before.ToString(), after: parsed.ToString(),
             details: JsonSerializer.Serialize(new { userName = user.UserName })));
+        await RevokeTokensAsync(user, keep: parsed, by, $"its owner's role changed from {before} to {parsed}", ct);
         // A new security stamp ends the person's existing sessions, so the new role applies at once.
         Ensure(await users.UpdateSecurityStampAsync(user), "role");
         return Summary(user);
@@ -100,11 +123,27 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
         if (user.Role == Role.Admin) await EnsureAnotherAdminAsync(user, "delete", ct);
         db.Record(AuditEvent.Create(by, "user.deleted", time.GetUtcNow(), before: user.Role.ToString(),
             details: JsonSerializer.Serialize(new { userName = user.UserName })));
+        await RevokeTokensAsync(user, keep: null, by, "its owner was deleted", ct);
         Ensure(await users.DeleteAsync(user), "userName");
     }
 
+    /// <summary>
+    /// Revokes the person's tokens that their new role no longer covers (all of them when <paramref name="keep"/> is null),
+    /// saved with the role change or deletion by the caller's next SaveChanges: one transaction, one audit record each.
+    /// Revoked, not capped: a token keeps meaning exactly the role it was issued with, and a re-promotion does not revive it.
+    /// </summary>
+    private async Task RevokeTokensAsync(ControlPlaneUser user, Role? keep, Actor by, string reason, CancellationToken ct)
+    {
+        var owner = user.NormalizedUserName ?? user.UserName!.ToUpperInvariant();
+        var tokens = await db.ApiTokens.Where(t => t.Owner != null && t.Owner.ToUpper() == owner && t.RevokedAt == null).ToListAsync(ct);
+        var now = time.GetUtcNow();
+        foreach (var token in tokens.Where(t => keep is not { } role || !Permissions.Covers(role, t.Role)))
+            token.Revoke(by, now, reason);
+    }
+
+    // A person acts through a session or their own tokens alike.
     private static bool IsSelf(ControlPlaneUser user, Actor by) =>
-        by.Kind == ActorKind.User && string.Equals(user.UserName, by.Name, StringComparison.OrdinalIgnoreCase);
+        by.Kind != ActorKind.System && Actor.SameIdentity(user.UserName!, by.Name);
 
     /// <summary>Somebody must always be able to administer ControlPlane: the last usable Admin stays an Admin.</summary>
     private async Task EnsureAnotherAdminAsync(ControlPlaneUser user, string what, CancellationToken ct)

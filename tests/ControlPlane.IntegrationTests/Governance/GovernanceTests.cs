@@ -44,8 +44,11 @@ public sealed class GovernanceTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task Two_person_rule_refuses_the_requester_under_any_spelling_of_their_name()
     {
-        using var alice = await _factory.ClientWithRoleAsync("alice", "ReleaseManager");
-        using var aliceShouting = await _factory.ClientWithRoleAsync("ALICE", "ReleaseManager");
+        // Two tokens of one person: the second names its owner in another spelling (token names themselves are unique).
+        using var admin = _factory.Admin();
+        await AssertStatusAsync(await admin.PostJsonAsync("/api/v1/users", new { userName = "alice", role = "ReleaseManager", password = "alice-has-a-long-password" }), HttpStatusCode.Created);
+        using var alice = await _factory.ClientWithTokenAsync(new { name = "alice-ci", role = "ReleaseManager", owner = "alice" });
+        using var aliceShouting = await _factory.ClientWithTokenAsync(new { name = "alice-laptop", role = "ReleaseManager", owner = "ALICE" });
         using var bob = await _factory.ClientWithRoleAsync("bob", "ReleaseManager");
         var id = (await alice.StartReleaseAsync(Demo, "2.0.0")).GetProperty("id").GetString()!;
         await alice.WaitForStateAsync(id, "AwaitingApproval");

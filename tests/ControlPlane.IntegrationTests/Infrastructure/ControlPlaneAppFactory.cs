@@ -55,10 +55,13 @@ public sealed class ControlPlaneAppFactory(RoleDatabase database) : WebApplicati
     public HttpClient Admin() => ClientWithToken(AdminToken);
 
     /// <summary>Creates an API token with the role through the API, as an admin would.</summary>
-    public async Task<HttpClient> ClientWithRoleAsync(string name, string role)
+    public Task<HttpClient> ClientWithRoleAsync(string name, string role) => ClientWithTokenAsync(new { name, role });
+
+    /// <summary>Creates an API token from this request body (<c>{name, role, owner?, expiresAt?}</c>) and a client using it.</summary>
+    public async Task<HttpClient> ClientWithTokenAsync(object body)
     {
         using var admin = Admin();
-        var response = await admin.PostAsJsonAsync("/api/v1/tokens", new { name, role });
+        var response = await admin.PostAsJsonAsync("/api/v1/tokens", body);
         response.EnsureSuccessStatusCode();
         var created = await response.Content.ReadFromJsonAsync<JsonElement>();
         return ClientWithToken(created.GetProperty("token").GetString());

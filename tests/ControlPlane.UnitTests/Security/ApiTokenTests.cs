@@ -79,4 +79,19 @@ public sealed class ApiTokenTests
         Assert.True(token.TouchLastUsed(T0.AddSeconds(65)));
         Assert.Equal(T0.AddSeconds(65), token.LastUsedAt);
     }
+
+    [Fact]
+    public void An_owned_token_records_its_owner_and_its_audit_events_name_the_person_with_the_token_as_the_means()
+    {
+        var (token, _) = ApiToken.Issue("alice-ci", Role.ReleaseManager, Admin, T0, owner: "alice");
+        Assert.Equal("alice", token.Owner);
+        Assert.Contains("\"owner\":\"alice\"", Assert.Single(token.PendingAuditEvents).Details);
+
+        var viaToken = ControlPlane.Core.Audit.AuditEvent.Create(new Actor("alice", ActorKind.Token, "10.0.0.2", Via: "alice-ci"), "deployment.approved", T0,
+            details: "{\"approvals\":1}");
+        Assert.Equal(("alice", ActorKind.Token), (viaToken.Actor, viaToken.ActorKind));
+        Assert.Equal("{\"approvals\":1,\"viaToken\":\"alice-ci\"}", viaToken.Details);
+        Assert.Equal("{\"viaToken\":\"alice-ci\"}",
+            ControlPlane.Core.Audit.AuditEvent.Create(new Actor("alice", ActorKind.Token, Via: "alice-ci"), "x", T0).Details);
+    }
 }

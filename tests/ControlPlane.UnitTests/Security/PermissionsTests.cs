@@ -59,4 +59,19 @@ public sealed class PermissionsTests
     {
         Assert.Equal("permission:Rollback", Permissions.PolicyName(Permission.Rollback));
     }
+
+    [Theory]
+    [InlineData(Role.Admin, Role.Admin, true)]
+    [InlineData(Role.Admin, Role.Auditor, true)]
+    [InlineData(Role.ReleaseManager, Role.OnCall, true)]
+    [InlineData(Role.ReleaseManager, Role.Viewer, true)]
+    [InlineData(Role.ReleaseManager, Role.Admin, false)]
+    [InlineData(Role.ReleaseManager, Role.Auditor, false)] // reads the audit trail, which a ReleaseManager may not
+    [InlineData(Role.OnCall, Role.Auditor, false)]
+    [InlineData(Role.Auditor, Role.OnCall, false)]
+    [InlineData(Role.Viewer, Role.ReleaseManager, false)]
+    public void A_role_covers_another_only_when_it_holds_every_one_of_its_permissions(Role holder, Role role, bool covers)
+    {
+        Assert.Equal(covers, Permissions.Covers(holder, role));
+    }
 }

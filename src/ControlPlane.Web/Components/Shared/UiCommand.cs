@@ -1,5 +1,7 @@
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Execution;
+using ControlPlane.Core.Security;
+using ControlPlane.Web.Security;
 using MudBlazor;
 
 namespace ControlPlane.Web.Components.Shared;
@@ -16,9 +18,16 @@ public sealed record UiResult<T>(T? Value, string? Error, DomainException? Refus
 /// </summary>
 public static class UiCommand
 {
-    public static async Task<UiResult<T>> RunAsync<T>(IServiceScopeFactory scopes, Func<ReleaseCommands, Task<T>> command)
+    /// <summary>
+    /// Runs <paramref name="command"/> for <paramref name="user"/> after re-reading their account: a person demoted, locked
+    /// or deleted while the page stayed open is refused (<see cref="ActingAuthority"/>).
+    /// </summary>
+    public static async Task<UiResult<T>> RunAsync<T>(IServiceScopeFactory scopes, SignedInUser user, Permission permission,
+        Func<ReleaseCommands, Task<T>> command)
     {
         await using var scope = scopes.CreateAsyncScope();
+        if (await ActingAuthority.RefusalAsync(scope.ServiceProvider, user, permission) is { } refusal)
+            return new(default, refusal, DomainException.Forbidden(refusal));
         try
         {
             return new(await command(scope.ServiceProvider.GetRequiredService<ReleaseCommands>()), null, null);
