@@ -69,12 +69,17 @@ builder.Services.AddHostedService<HubBroadcaster>();
 // People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a
 // bearer token or that cookie (cookie: reads only on the API). See Security/SecurityHardening.cs.
 builder.AddControlPlaneSecurity();
-builder.Services.AddProblemDetails();
+builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.Customize);
+builder.Services.AddSingleton<IProblemDetailsWriter, ApiProblemDetailsWriter>();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+// Binding failures throw in every environment (the default only does in Development; elsewhere they were a bare 400), so
+// ProblemExceptionHandler answers them with problem details naming the field.
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
-    // A misspelt field must not be silently ignored on a release control plane.
+    // A misspelt field must not be silently ignored on a release control plane, nor a field given twice (which one wins?).
     o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+    o.SerializerOptions.AllowDuplicateProperties = false;
     o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
 });
 builder.Services.AddOpenApi();
@@ -98,6 +103,7 @@ app.Use((context, next) =>
     return next(context);
 });
 app.UseSecurityHeaders();
+app.UseApiRequestGuards();
 app.UseAuthentication();
 app.UseRateLimiter();
 app.UseAuthorization();

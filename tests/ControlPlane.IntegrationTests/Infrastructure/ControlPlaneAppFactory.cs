@@ -29,6 +29,8 @@ public sealed class ControlPlaneAppFactory(string connectionString) : WebApplica
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        // What `dotnet run` and a deployment give: a host in Development once hid that 400s named no field in production.
+        builder.UseEnvironment("Production");
         builder.UseSetting("ConnectionStrings:ControlPlane", connectionString);
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
         builder.UseSetting("ControlPlane:Demo:Enabled", "true");
