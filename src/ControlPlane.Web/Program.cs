@@ -82,7 +82,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
     o.SerializerOptions.AllowDuplicateProperties = false;
     o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
 });
-builder.Services.AddOpenApi();
+builder.Services.AddOpenApi(OpenApiContract.Configure);
 builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();
