@@ -80,7 +80,9 @@ builder.Services.ConfigureHttpJsonOptions(o =>
     // A misspelt field must not be silently ignored on a release control plane, nor a field given twice (which one wins?).
     o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
     o.SerializerOptions.AllowDuplicateProperties = false;
-    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
+    // A number is a JSON number and a slot is its name: "2" for an integer or 7 for a slot is a wrong type, not a guess.
+    o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(namingPolicy: null, allowIntegerValues: false));
 });
 builder.Services.AddOpenApi(OpenApiContract.Configure);
 builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));

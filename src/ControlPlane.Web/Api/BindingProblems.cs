@@ -95,8 +95,12 @@ public static partial class BindingProblems
         return (Field(path), $"The body is not valid JSON{where}: {reason}");
     }
 
-    /// <summary><c>$.checks[0].path</c> → <c>checks[0].path</c>; the document itself → <c>body</c>.</summary>
-    private static string Field(string path) => path is "$" or "" ? BodyField : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
+    /// <summary><c>$.checks[0].path</c> → <c>checks[0].path</c>; the document itself → <c>body</c>, inside a top-level array <c>body[0]</c>.</summary>
+    private static string Field(string path) =>
+        path is "$" or "" ? BodyField
+        : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..]
+        : path.StartsWith("$[", StringComparison.Ordinal) ? BodyField + path[1..] // inside a top-level array: body[0].name
+        : path.TrimStart('$');
 
     private static IEnumerable<string?> Segments(string path)
     {
