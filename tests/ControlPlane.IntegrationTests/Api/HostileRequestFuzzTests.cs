@@ -68,7 +68,7 @@ public sealed partial class HostileRequestFuzzTests(PostgresFixture postgres) : 
         Assert.True(operations.Count >= 20, $"the OpenAPI document lists only {operations.Count} API operations");
 
         var before = await SnapshotAsync();
-        var failures = new List<string>();
+        var failures = new List<(string Problem, string Kind, string Example)>();
         var sent = 0;
         var statuses = new Dictionary<int, int>();
         foreach (var operation in operations)
@@ -83,7 +83,7 @@ public sealed partial class HostileRequestFuzzTests(PostgresFixture postgres) : 
                 sent++;
                 statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
                 if (Judge(operation, fault, response, body) is { } problem)
-                    failures.Add($"{problem}\n    as {identity}: {fault}\n    → {(int)response.StatusCode} {response.Content.Headers.ContentType}: {Shorten(body)}");
+                    failures.Add((problem, fault.Kind, $"as {identity}: {fault}\n      → {(int)response.StatusCode} {response.Content.Headers.ContentType}: {Shorten(body)}"));
             }
         }
         var after = await SnapshotAsync();
@@ -91,7 +91,8 @@ public sealed partial class HostileRequestFuzzTests(PostgresFixture postgres) : 
         Assert.True(sent >= 2000, $"only {sent} requests were sent");
         Assert.True(failures.Count == 0,
             $"{failures.Count} of {sent} hostile requests were answered wrongly (seed {seed}; replay with CONTROLPLANE_FUZZ_SEED={seed}):\n" +
-            string.Join("\n", failures.Take(25)));
+            string.Join("\n", failures.GroupBy(f => (f.Problem, f.Kind)).OrderByDescending(g => g.Count())
+                .Select(g => $"  {g.Count()}× {g.Key.Problem} [{g.Key.Kind}], e.g.\n    {g.First().Example}")));
         Assert.Equal(before, after);
         TestContext.Current.TestOutputHelper?.WriteLine($"seed {seed}: {sent} requests; statuses {string.Join(", ", statuses.OrderBy(p => p.Key).Select(p => $"{p.Key}×{p.Value}"))}");
     }
