@@ -74,15 +74,22 @@ builder.Services.AddHostedService<HubBroadcaster>();
 // People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a
 // bearer token or that cookie (cookie: reads only on the API). See Security/SecurityHardening.cs.
 builder.AddControlPlaneSecurity();
-builder.Services.AddProblemDetails();
+builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.Customize);
+builder.Services.AddSingleton<IProblemDetailsWriter, ApiProblemDetailsWriter>();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+// Binding failures throw in every environment (the default only does in Development; elsewhere they were a bare 400), so
+// ProblemExceptionHandler answers them with problem details naming the field.
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
-    // A misspelt field must not be silently ignored on a release control plane.
+    // A misspelt field must not be silently ignored on a release control plane, nor a field given twice (which one wins?).
     o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
-    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
+    o.SerializerOptions.AllowDuplicateProperties = false;
+    // A number is a JSON number and a slot is its name: "2" for an integer or 7 for a slot is a wrong type, not a guess.
+    o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(namingPolicy: null, allowIntegerValues: false));
 });
-builder.Services.AddOpenApi();
+builder.Services.AddOpenApi(OpenApiContract.Configure);
 builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();
@@ -103,6 +110,7 @@ app.Use((context, next) =>
     return next(context);
 });
 app.UseSecurityHeaders();
+app.UseApiRequestGuards();
 app.UseAuthentication();
 app.UseRateLimiter();
 app.UseAuthorization();

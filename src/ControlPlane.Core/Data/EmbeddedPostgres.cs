@@ -487,7 +487,8 @@ public sealed partial class EmbeddedPostgres : IAsyncDisposable
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using var writer = new StreamWriter(path, Encoding.UTF8, options);
+        // No byte-order mark: initdb and anyone who pastes the file take its bytes as the password.
+        using var writer = new StreamWriter(path, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options);
         writer.Write(content);
     }
 

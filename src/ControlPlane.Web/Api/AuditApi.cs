@@ -96,9 +96,15 @@ public static class AuditApi
     public static readonly string[] CsvHeader =
         ["sequence", "occurredAt", "actor", "actorKind", "sourceIp", "action", "application", "deploymentId", "before", "after", "reason", "details", "previousHash", "hash"];
 
+    /// <summary>
+    /// Actors, reasons and details are typed by people: a cell starting with = + - @ tab or CR would run as a formula when
+    /// an auditor opens the export in a spreadsheet (OWASP CSV injection), so such text gets a leading apostrophe.
+    /// </summary>
+    public static readonly CsvWriterOptions CsvExportOptions = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
+
     private static async Task WriteCsvAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)
     {
-        await using var csv = CsvWriter.Create(body, options: null, leaveOpen: true);
+        await using var csv = CsvWriter.Create(body, CsvExportOptions, leaveOpen: true);
         foreach (var h in CsvHeader) csv.WriteField(h);
         await csv.EndRecordAsync(ct);
         await foreach (var e in events.WithCancellation(ct))

@@ -3,6 +3,9 @@ using ControlPlane.Core.Execution;
 using ControlPlane.Core.Routing;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace ControlPlane.Web.Api;
 
@@ -39,12 +42,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
                 Title = "Invalid request",
                 Detail = v.Message,
             },
-            BadHttpRequestException b => new ProblemDetails
-            {
-                Status = b.StatusCode,
-                Title = b.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Request body too large" : "Malformed request",
-                Detail = Describe(b),
-            },
+            BadHttpRequestException b => BindingProblems.Describe(context, b),
             RouterException r => new ProblemDetails { Status = StatusCodes.Status502BadGateway, Title = "Router error", Detail = r.Message },
             _ => null,
         };
@@ -61,13 +59,49 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         context.Response.StatusCode = problem.Status!.Value;
         return await problems.TryWriteAsync(new() { HttpContext = context, ProblemDetails = problem, Exception = exception });
     }
+}
 
-    private static string Describe(BadHttpRequestException b)
+/// <summary>
+/// API errors are problem+json even for a client whose Accept header names only other types (the default writer then
+/// declines and the answer would be an empty body). Registered after the default writer, so it only fills that gap.
+/// </summary>
+public sealed class ApiProblemDetailsWriter(IOptions<ProblemDetailsOptions> options, IOptions<JsonOptions> json) : IProblemDetailsWriter
+{
+    public bool CanWrite(ProblemDetailsContext context) => context.HttpContext.Request.Path.StartsWithSegments("/api");
+
+    public ValueTask WriteAsync(ProblemDetailsContext context)
     {
-        if (b.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            return $"The request body is larger than the {RequestLimits.MaxApiBodyBytes / 1024} KiB this API accepts.";
-        // The JSON reader's message names the offending member ("... could not be mapped to ... Path: $.foo").
-        return b.InnerException is System.Text.Json.JsonException j ? $"The JSON body is invalid: {j.Message}" : b.Message;
+        var problem = context.ProblemDetails;
+        problem.Status ??= context.HttpContext.Response.StatusCode;
+        problem.Title ??= ReasonPhrases.GetReasonPhrase(problem.Status.Value);
+        options.Value.CustomizeProblemDetails?.Invoke(context);
+        return new(context.HttpContext.Response.WriteAsJsonAsync(problem, json.Value.SerializerOptions.GetTypeInfo(problem.GetType()), "application/problem+json"));
+    }
+}
+
+public static class ApiProblems
+{
+    /// <summary>Status-code-only answers on the API (no route, wrong method) say what was asked and what exists.</summary>
+    public static void Customize(ProblemDetailsContext context)
+    {
+        var http = context.HttpContext;
+        var problem = context.ProblemDetails;
+        if (problem.Detail is not null || !http.Request.Path.StartsWithSegments("/api")) return;
+        if (problem.Status == StatusCodes.Status415UnsupportedMediaType)
+        {
+            // The endpoint refused the body's media type without saying which header is wrong.
+            var message = BindingProblems.UnsupportedMediaType(http);
+            problem.Detail = $"{BindingProblems.ContentTypeHeader}: {message}";
+            problem.Extensions["errors"] = new Dictionary<string, string[]> { [BindingProblems.ContentTypeHeader] = [message] };
+            return;
+        }
+        var request = $"{http.Request.Method} {BindingProblems.Echo(http.Request.Path.Value ?? "")}";
+        problem.Detail = problem.Status switch
+        {
+            StatusCodes.Status404NotFound => $"No API route matches {request}; /openapi/v1.json lists them.",
+            StatusCodes.Status405MethodNotAllowed => $"{request} is not allowed; this path accepts {http.Response.Headers.Allow}.",
+            _ => null,
+        };
     }
 }
 

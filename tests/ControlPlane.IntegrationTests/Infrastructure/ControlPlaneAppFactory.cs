@@ -34,6 +34,8 @@ public sealed class ControlPlaneAppFactory(RoleDatabase database) : WebApplicati
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        // What `dotnet run` and a deployment give: a host in Development once hid that 400s named no field in production.
+        builder.UseEnvironment("Production");
         builder.UseSetting("ConnectionStrings:ControlPlane", database.Serving);
         builder.UseSetting("ConnectionStrings:ControlPlaneMigrations", database.Owner);
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);

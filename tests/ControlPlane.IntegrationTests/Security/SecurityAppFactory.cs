@@ -38,6 +38,8 @@ public sealed partial class SecurityAppFactory(string connectionString, IReadOnl
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        // Error answers and headers as production gives them (a Development host answers bad input differently).
+        builder.UseEnvironment("Production");
         builder.UseSetting("ConnectionStrings:ControlPlane", connectionString);
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
         builder.UseSetting("ControlPlane:Demo:Enabled", "false");
