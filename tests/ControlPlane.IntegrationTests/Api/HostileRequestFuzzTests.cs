@@ -38,7 +38,7 @@ public sealed partial class HostileRequestFuzzTests(PostgresFixture postgres) : 
 
     public async ValueTask InitializeAsync()
     {
-        _base = new ControlPlaneAppFactory(await postgres.CreateDatabaseAsync("fuzz"));
+        _base = new ControlPlaneAppFactory(await postgres.CreateDatabaseWithRolesAsync("fuzz"));
         // Thousands of token requests from one address would otherwise meet the per-IP limit long before the binder.
         _factory = _base.WithWebHostBuilder(b => b.UseSetting("ControlPlane:RateLimits:TokensPerMinute", "1000000"));
         _ = _factory.Services;
