@@ -42,6 +42,7 @@ public sealed class RecordingAppFactory : WebApplicationFactory<Program>
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        builder.UseEnvironment("Production"); // error answers as users get them
         builder.UseSetting("ConnectionStrings:ControlPlane", _connectionString);
         builder.UseSetting("ControlPlane:DataDirectory", DataDirectory);
         builder.UseSetting("ControlPlane:Demo:Enabled", "false");
