@@ -3,6 +3,7 @@ using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Execution;
 using ControlPlane.Core.Notifications;
+using ControlPlane.Web.Hosting;
 using Microsoft.EntityFrameworkCore;
 
 namespace ControlPlane.Web.Workers;
@@ -15,7 +16,8 @@ namespace ControlPlane.Web.Workers;
 /// earliest due time.
 /// </summary>
 public sealed class DeploymentWorker(
-    IServiceScopeFactory scopes, ChangeNotifier notifier, ApplicationRuntimeWorker runtime, ILogger<DeploymentWorker> logger) : BackgroundService
+    IServiceScopeFactory scopes, ChangeNotifier notifier, ApplicationRuntimeWorker runtime, RuntimeLeadership leadership,
+    DatabaseSupervisor database, ILogger<DeploymentWorker> logger) : BackgroundService
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(5);
@@ -40,6 +42,13 @@ public sealed class DeploymentWorker(
         {
             try
             {
+                // Only the leader moves releases, and not while the database is away: slots and routers keep serving meanwhile
+                // and the leases of the releases in flight expire into whichever replica leads next.
+                if (!leadership.IsLeader || !database.IsAvailable)
+                {
+                    await _wake.WaitAsync(TimeSpan.FromSeconds(1), stoppingToken);
+                    continue;
+                }
                 await _slots.WaitAsync(stoppingToken);
                 Guid? claimed;
                 try { claimed = await ClaimAsync(stoppingToken); }
@@ -62,6 +71,12 @@ public sealed class DeploymentWorker(
                 await _wake.WaitAsync(await IdleDelayAsync(stoppingToken), stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+            catch (Exception ex) when (!database.IsAvailable)
+            {
+                // The database supervisor already said so, once; a stack trace per second would bury it.
+                logger.LogDebug("Deployment worker paused: the database went away ({Reason})", ex.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
             catch (Exception ex)
             {
                 logger.LogError(ex, "Deployment worker loop failed; retrying in 1 s");
