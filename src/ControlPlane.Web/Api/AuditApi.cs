@@ -63,8 +63,18 @@ public static class AuditApi
             foreach (var (dto, i) in (request.Checkpoints ?? []).Select((c, i) => (c, i)))
             {
                 var field = $"checkpoints[{i}]";
-                if (dto is null || dto.ToCheckpoint() is not { } checkpoint)
+                if (dto is null)
                     return Invalid(field, $"{field} must be {{sequence, hash, signedAt, keyId, signature}} as ControlPlane issued it.");
+                // Name the first field that cannot be what ControlPlane issued, so the auditor knows which copy is damaged.
+                var wrong = dto.Sequence < 1 ? ("sequence", "an event sequence (1 or more)")
+                    : string.IsNullOrEmpty(dto.Hash) ? ("hash", "the event's hash")
+                    : dto.ToCheckpoint() is null ? ("signedAt", "the signing time exactly as issued (yyyy-MM-ddTHH:mm:ss.ffffffZ)")
+                    : string.IsNullOrEmpty(dto.KeyId) ? ("keyId", "the id of the key that signed it")
+                    : string.IsNullOrEmpty(dto.Signature) ? ("signature", "the signature as issued")
+                    : default((string Name, string Needs)?);
+                if (wrong is { } w)
+                    return Invalid($"{field}.{w.Name}", $"{field}.{w.Name} must be {w.Needs}, as ControlPlane issued it.");
+                var checkpoint = dto.ToCheckpoint()!;
                 if (!key.Verify(checkpoint))
                     return Invalid(field, checkpoint.KeyId == key.KeyId
                         ? $"{field} (event {checkpoint.Sequence}) does not carry a valid signature: it was altered after it was issued."
