@@ -162,6 +162,8 @@ public sealed class NginxRouterTests : IAsyncLifetime
         const int Workers = 8, Cycles = 20;
         var binding = LuaBinding();
         var publicUrl = await router.AttachAsync(binding, Slot.Blue, ct);
+        // The attach reloaded nginx once (new upstreams); what is measured is switching, so load starts on settled workers.
+        await nginx.WaitForSettledWorkersAsync(ct);
 
         var reloads = nginx.ReloadCount;
         var load = await KeepAliveLoad.StartAsync(publicUrl, Workers, ct);

@@ -59,6 +59,36 @@ public sealed class NginxTestServer : IAsyncDisposable
     }
 
     /// <summary>Fails (never skips) with what to install when nginx or its Lua module is missing: CI installs them.</summary>
+    /// <summary>
+    /// Waits (at most 10 s) until only one generation of workers runs. After a reload the old workers keep accepting for a
+    /// moment with the previous configuration, so load started at once could meet upstreams that configuration lacks.
+    /// </summary>
+    public async Task WaitForSettledWorkersAsync(CancellationToken cancellationToken)
+    {
+        var pidText = await File.ReadAllTextAsync(Path.Combine(Directory, "nginx.pid"), cancellationToken);
+        var master = int.Parse(pidText.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        for (var i = 0; i < 200 && WorkersOf(master) > Workers; i++)
+            await Task.Delay(50, cancellationToken);
+        Assert.True(WorkersOf(master) <= Workers, $"nginx still runs {WorkersOf(master)} workers, expected {Workers}\n{ErrorLogTail()}");
+    }
+
+    private const int Workers = 2; // worker_processes in the config below
+
+    private static int WorkersOf(int master) =>
+        System.IO.Directory.EnumerateDirectories("/proc").Count(d => int.TryParse(Path.GetFileName(d), out _) && ParentOf(d) == master);
+
+    private static int ParentOf(string procDirectory)
+    {
+        try
+        {
+            // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ')'.
+            var stat = File.ReadAllText(Path.Combine(procDirectory, "stat"));
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException) { return -1; }
+    }
+
     public static void RequireInstalled()
     {
         string[] required = [Binary, Path.Combine(ModulesDirectory, "ndk_http_module.so"), Path.Combine(ModulesDirectory, "ngx_http_lua_module.so")];
