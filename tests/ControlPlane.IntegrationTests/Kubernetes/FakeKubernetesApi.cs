@@ -232,6 +232,9 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
     [GeneratedRegex("^/api/v1/namespaces/(?<ns>[^/]+)/(?<res>services|pods)(/(?<name>[^/]+))?$")]
     private static partial Regex CorePath();
 
+    [GeneratedRegex("^/api/v1/namespaces/(?<ns>[^/]+)$")]
+    private static partial Regex NamespacePath();
+
     [GeneratedRegex("^/apis/apps/v1/namespaces/(?<ns>[^/]+)/(?<res>deployments)(/(?<name>[^/]+)(?<sub>/scale)?)?$")]
     private static partial Regex AppsPath();
 
@@ -258,6 +261,31 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
         if (PublicPath().Match(path) is { Success: true } pub)
         {
             await AnswerPublicAsync(context, pub.Groups["ns"].Value, pub.Groups["svc"].Value);
+            return;
+        }
+
+        if (Discovery(path) is { } resources)
+        {
+            await WriteAsync(context, 200, resources);
+            return;
+        }
+
+        // kubectl asks for the namespace after a NotFound, to tell a missing object from a missing namespace.
+        if (request.Method == "GET" && NamespacePath().Match(path) is { Success: true } namespacePath)
+        {
+            var namespaceName = namespacePath.Groups["ns"].Value;
+            bool exists;
+            lock (gate)
+                exists = services.Keys.Concat(pods.Keys).Concat(deployments.Keys).Any(k => InNamespace(k, namespaceName));
+            await WriteAsync(context, exists ? 200 : 404, exists
+                ? new JsonObject
+                {
+                    ["kind"] = "Namespace", ["apiVersion"] = "v1",
+                    ["metadata"] = new JsonObject { ["name"] = namespaceName, ["labels"] = new JsonObject { ["kubernetes.io/metadata.name"] = namespaceName } },
+                    ["spec"] = new JsonObject { ["finalizers"] = new JsonArray("kubernetes") },
+                    ["status"] = new JsonObject { ["phase"] = "Active" },
+                }
+                : Status(404, "NotFound", $"namespaces \"{namespaceName}\" not found", namespaceName, "", "namespaces"));
             return;
         }
 
@@ -296,11 +324,68 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
         await WriteAsync(context, code, answer);
     }
 
+    /// <summary>
+    /// Legacy (unaggregated) discovery, which clients such as kubectl read to map a resource name to its group and version:
+    /// an aggregated-discovery Accept header gets plain <c>application/json</c>, and kubectl falls back as it does with older servers.
+    /// </summary>
+    private static JsonObject? Discovery(string path)
+    {
+        static JsonObject Resource(string name, string singular, string kind, string[] verbs, string[]? shortNames = null, string? group = null, string? version = null,
+            bool namespaced = true)
+        {
+            var resource = new JsonObject
+            {
+                ["name"] = name, ["singularName"] = singular, ["namespaced"] = namespaced, ["kind"] = kind,
+                ["verbs"] = new JsonArray([.. verbs.Select(v => (JsonNode)v)]),
+            };
+            if (shortNames is not null) resource["shortNames"] = new JsonArray([.. shortNames.Select(v => (JsonNode)v)]);
+            if (group is not null) { resource["group"] = group; resource["version"] = version; }
+            return resource;
+        }
+        static JsonObject Group(string name) => new()
+        {
+            ["name"] = name,
+            ["versions"] = new JsonArray(new JsonObject { ["groupVersion"] = $"{name}/v1", ["version"] = "v1" }),
+            ["preferredVersion"] = new JsonObject { ["groupVersion"] = $"{name}/v1", ["version"] = "v1" },
+        };
+        static JsonObject Resources(string groupVersion, params JsonObject[] resources) => new()
+        {
+            ["kind"] = "APIResourceList", ["apiVersion"] = "v1", ["groupVersion"] = groupVersion,
+            ["resources"] = new JsonArray(resources),
+        };
+        string[] all = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+        return path.TrimEnd('/') switch
+        {
+            "/api" => new JsonObject
+            {
+                ["kind"] = "APIVersions", ["versions"] = new JsonArray("v1"),
+                ["serverAddressByClientCIDRs"] = new JsonArray(new JsonObject { ["clientCIDR"] = "0.0.0.0/0", ["serverAddress"] = "10.0.0.1:6443" }),
+            },
+            "/apis" => new JsonObject
+            {
+                ["kind"] = "APIGroupList", ["apiVersion"] = "v1",
+                ["groups"] = new JsonArray(Group("apps"), Group("discovery.k8s.io")),
+            },
+            "/api/v1" => Resources("v1",
+                Resource("namespaces", "namespace", "Namespace", ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"], namespaced: false),
+                Resource("pods", "pod", "Pod", all, ["po"]),
+                Resource("services", "service", "Service", all, ["svc"])),
+            "/apis/apps/v1" => Resources("apps/v1",
+                Resource("deployments", "deployment", "Deployment", all, ["deploy"]),
+                Resource("deployments/scale", "", "Scale", ["get", "patch", "update"], group: "autoscaling", version: "v1")),
+            "/apis/discovery.k8s.io/v1" => Resources("discovery.k8s.io/v1",
+                Resource("endpointslices", "endpointslice", "EndpointSlice", all)),
+            _ => null,
+        };
+    }
+
     private (int Code, JsonObject Body) Handle(string verb, string group, string resource, string ns, string? name, string labelSelector, string? contentType, string body)
     {
         if (forbidden.Contains((verb, resource)))
         {
-            var subject = name is null ? resource.Split('/')[0] : $"{resource.Split('/')[0]} \"{name}\"";
+            // As the API server words it: the group-qualified resource (deployments.apps), without the subresource.
+            var qualified = group.Length == 0 ? resource.Split('/')[0] : $"{resource.Split('/')[0]}.{group}";
+            var subject = name is null ? qualified : $"{qualified} \"{name}\"";
             return (403, Status(403, "Forbidden",
                 $"{subject} is forbidden: User \"{User}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" in the namespace \"{ns}\"",
                 name, group, resource.Split('/')[0]));
