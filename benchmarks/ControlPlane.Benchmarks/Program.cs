@@ -12,6 +12,9 @@ using Npgsql;
 // CONTROLPLANE_BENCH_EVENTS (default 1000000) shrinks the trail for a quick try; CONTROLPLANE_BENCH_EXPLAIN=1 also
 // prints the executed plan of every explorer page (auto_explain) before measuring; CONTROLPLANE_BENCH_HOLD=1 prints the
 // connection string and waits for a line on stdin, to try queries and indexes by hand on the loaded database.
+if (args.FirstOrDefault() == "side-by-side")
+    return await ControlPlane.Benchmarks.SideBySide.SideBySideCommand.RunAsync(args[1..]);
+
 var events = int.Parse(Environment.GetEnvironmentVariable("CONTROLPLANE_BENCH_EVENTS") ?? "1000000", CultureInfo.InvariantCulture);
 var explain = Environment.GetEnvironmentVariable("CONTROLPLANE_BENCH_EXPLAIN") == "1";
 var hold = Environment.GetEnvironmentVariable("CONTROLPLANE_BENCH_HOLD") == "1";
@@ -66,3 +69,4 @@ var config = DefaultConfig.Instance
     .WithArtifactsPath(Path.Combine(Directory.GetCurrentDirectory(), "artifacts", "benchmarks"))
     .WithOptions(ConfigOptions.JoinSummary);
 BenchmarkRunner.Run([typeof(AuditExplorerBenchmarks), typeof(AuditVerifierBenchmarks)], config, args);
+return 0;

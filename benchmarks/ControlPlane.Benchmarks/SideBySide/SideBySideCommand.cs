@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace ControlPlane.Benchmarks.SideBySide;
+
+/// <summary>
+/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- side-by-side [--quick] [--events N] [--no-docs]</c>:
+/// the data plane (direct, embedded router, nginx reload, nginx Lua) and the control plane (audit export/verify against psql
+/// and SQL, the applications list) in one run. Writes the tables to artifacts/benchmarks/side-by-side.md and, for a full run,
+/// between the markers in docs/benchmarks.md.
+/// </summary>
+public static class SideBySideCommand
+{
+    private const string Begin = "<!-- side-by-side:begin -->";
+    private const string End = "<!-- side-by-side:end -->";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var quick = args.Contains("--quick");
+        var events = args.SkipWhile(a => a != "--events").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(quick ? 200_000 : 1_000_000);
+        var writeDocs = !quick && !args.Contains("--no-docs");
+        foreach (var tool in new[] { "wrk", "psql" })
+            if ((await Tools.RunAsync("sh", ["-c", $"command -v {tool}"])).Code != 0)
+            {
+                Console.Error.WriteLine($"{tool} is needed: apt-get install {(tool == "wrk" ? "wrk" : "postgresql-client")}");
+                return 2;
+            }
+
+        var clock = Stopwatch.StartNew();
+        var work = Directory.CreateTempSubdirectory("cp-side-by-side-").FullName;
+        var started = DateTimeOffset.UtcNow;
+        Console.WriteLine($"Side-by-side benchmark ({(quick ? "quick" : "full")}), work directory {work}");
+        List<DataPlaneResult> dataPlane;
+        var demoClock = Stopwatch.StartNew();
+        await using (var backends = await Backends.StartAsync(work))
+        {
+            Console.WriteLine($"Data plane (the two demo app slots answered {demoClock.Elapsed.TotalMilliseconds:F0} ms after their start):");
+            dataPlane = await DataPlane.RunAsync(backends, work, quick, Console.Out);
+        }
+        Console.WriteLine("Control plane:");
+        var controlPlane = await ControlPlaneRows.RunAsync(work, events, quick, Console.Out);
+
+        var report = Report(dataPlane, controlPlane, started, clock.Elapsed, quick);
+        var artifacts = Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "artifacts", "benchmarks")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(artifacts, "side-by-side.md"), report);
+        Console.WriteLine();
+        Console.WriteLine(report);
+        Console.WriteLine($"Written to {Path.Combine(artifacts, "side-by-side.md")}");
+        if (writeDocs)
+        {
+            var docs = Path.Combine(RepositoryRoot(), "docs", "benchmarks.md");
+            var text = await File.ReadAllTextAsync(docs);
+            var (b, e) = (text.IndexOf(Begin, StringComparison.Ordinal), text.IndexOf(End, StringComparison.Ordinal));
+            if (b >= 0 && e > b)
+            {
+                await File.WriteAllTextAsync(docs, text[..(b + Begin.Length)] + "\n" + report + text[e..]);
+                Console.WriteLine($"and between the markers in {docs}");
+            }
+        }
+        try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+        return 0;
+    }
+
+    private static string Report(List<DataPlaneResult> dataPlane, ControlPlaneResult controlPlane, DateTimeOffset started, TimeSpan took, bool quick)
+    {
+        var text = new StringBuilder();
+        var router = dataPlane.First(r => r.Name.StartsWith("embedded router", StringComparison.Ordinal));
+        var nginx = dataPlane.First(r => r.Name.StartsWith("nginx, reload", StringComparison.Ordinal));
+        var r64 = router.Load.Single(l => l.Connections == 64).Result;
+        var n64 = nginx.Load.Single(l => l.Connections == 64).Result;
+        text.AppendLine(CultureInfo.InvariantCulture, $"Run {started:yyyy-MM-dd HH:mm} UTC, {(quick ? "quick mode" : "full run")}, {took.TotalSeconds:F0} s, " +
+            $"`{Environment.ProcessorCount}` cores, load average at the end {File.ReadAllText("/proc/loadavg").Split(' ')[0]}.");
+        text.AppendLine();
+        text.AppendLine("**Ratios** (embedded router against nginx reload mode, 64 connections):");
+        text.AppendLine(CultureInfo.InvariantCulture, $"throughput **{r64.RequestsPerSecond / n64.RequestsPerSecond:F2}×**, p99 **{r64.P99Ms / n64.P99Ms:F2}×**; " +
+            $"export **{controlPlane.Export.Seconds / controlPlane.Copy.Seconds:F2}× psql \\copy**, first byte {controlPlane.Export.FirstByteMs:F0} ms; " +
+            $"verify **{controlPlane.Verify.Seconds / controlPlane.SqlScan.Seconds:F2}× the SQL walk**.");
+        text.AppendLine();
+        text.AppendLine("Data plane (wrk 4.1, keep-alive, no retries; ratios against nginx reload mode at the same connections):");
+        text.AppendLine();
+        text.Append(DataPlane.Table(dataPlane));
+        text.AppendLine();
+        text.AppendLine("Audit trail and API (ControlPlane as its own process):");
+        text.AppendLine();
+        text.Append(ControlPlaneRows.Table(controlPlane));
+        return text.ToString();
+    }
+
+    public static string RepositoryRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "ControlPlane.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+}
