@@ -65,7 +65,7 @@ public static class ControlPlaneRows
             var scan = await SqlScanAsync(dataSource);
             log.WriteLine($"  SQL-side chain scan: {scan.Seconds:F2} s");
 
-            var applications = await Tools.WrkAsync(new Uri(baseUrl, "api/v1/applications"), 16, TimeSpan.FromSeconds(quick ? 4 : 15), $"Authorization: Bearer {Token}");
+            var applications = await Tools.WrkAsync(new Uri(baseUrl, "api/v1/applications"), 16, TimeSpan.FromSeconds(quick ? 3 : 15), $"Authorization: Bearer {Token}");
             log.WriteLine($"  GET /api/v1/applications, 16 conns: {applications.RequestsPerSecond:N0} req/s, p99 {applications.P99Ms:F1} ms, failed {applications.Failed}");
             return new ControlPlaneResult(events, export, copy, verify, scan, applications);
         }

@@ -70,8 +70,8 @@ public static class DataPlane
 
     public static async Task<List<DataPlaneResult>> RunAsync(Backends backends, string work, bool quick, TextWriter log)
     {
-        var duration = TimeSpan.FromSeconds(quick ? 4 : 15);
-        var switchDuration = TimeSpan.FromSeconds(quick ? 10 : 30);
+        var duration = TimeSpan.FromSeconds(quick ? 2 : 15);
+        var switchDuration = TimeSpan.FromSeconds(quick ? 6 : 30);
         var moves = quick ? 10 : 20;
         var results = new List<DataPlaneResult>();
         foreach (var c in Cases)
@@ -233,7 +233,7 @@ public static class DataPlane
         string[] arguments = ["-p", work + "/", "-c", config, "-e", Path.Combine(work, "error.log")];
         var (code, output) = await Tools.RunAsync("/usr/sbin/nginx", arguments);
         if (code != 0) throw new InvalidOperationException($"nginx did not start: {output}");
-        using var control = new HttpClient();
+        var control = new HttpClient();
         return new Target(new Uri($"http://127.0.0.1:{port}/"),
             async slot =>
             {
@@ -251,7 +251,11 @@ public static class DataPlane
                 var reload = await Tools.RunAsync("/usr/sbin/nginx", [.. arguments, "-s", "reload"]);
                 if (reload.Code != 0) throw new InvalidOperationException($"nginx -s reload: {reload.Output}");
             },
-            async () => await Tools.RunAsync("/usr/sbin/nginx", [.. arguments, "-s", "stop"]));
+            async () =>
+            {
+                control.Dispose();
+                await Tools.RunAsync("/usr/sbin/nginx", [.. arguments, "-s", "stop"]);
+            });
     }
 
     private static string Slug(string name) => new string(name.Select(c => char.IsLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-').ToArray()).Trim('-');

@@ -18,7 +18,7 @@ public static class SideBySideCommand
     public static async Task<int> RunAsync(string[] args)
     {
         var quick = args.Contains("--quick");
-        var events = args.SkipWhile(a => a != "--events").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(quick ? 200_000 : 1_000_000);
+        var events = args.SkipWhile(a => a != "--events").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(quick ? 100_000 : 1_000_000);
         var writeDocs = !quick && !args.Contains("--no-docs");
         foreach (var tool in new[] { "wrk", "psql" })
             if ((await Tools.RunAsync("sh", ["-c", $"command -v {tool}"])).Code != 0)

@@ -112,9 +112,9 @@ public static partial class Tools
 
         public async ValueTask DisposeAsync()
         {
+            if (_stop.IsCancellationRequested) return;
             await _stop.CancelAsync();
             await _loop;
-            _stop.Dispose();
         }
     }
 
