@@ -66,7 +66,7 @@ public static class SideBySideCommand
     {
         var text = new StringBuilder();
         var router = dataPlane.First(r => r.Name.StartsWith("embedded router", StringComparison.Ordinal));
-        var nginx = dataPlane.First(r => r.Name.StartsWith("nginx, reload", StringComparison.Ordinal));
+        var nginx = dataPlane.First(r => r.Name == "nginx, reload mode");
         var r64 = router.Load.Single(l => l.Connections == 64).Result;
         var n64 = nginx.Load.Single(l => l.Connections == 64).Result;
         text.AppendLine(CultureInfo.InvariantCulture, $"Run {started:yyyy-MM-dd HH:mm} UTC, {(quick ? "quick mode" : "full run")}, {took.TotalSeconds:F0} s, " +
