@@ -133,7 +133,8 @@ app.MapGroup("/api/v1")
     .MapAuditApi()
     .MapTokensApi()
     .MapUsersApi()
-    .MapWebhooksApi();
+    .MapWebhooksApi()
+    .MapEvidenceApi();
 app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
 app.MapAccountSignIn();
 app.MapOidcSignIn();
