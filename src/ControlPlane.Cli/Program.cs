@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ControlPlane.Cli;
@@ -163,6 +164,9 @@ return await root.Parse(args).InvokeAsync();
 
 // ---- helpers ----------------------------------------------------------------------------------------------------------
 
+// Output for terminals and jq: indented, and "don't" rather than "don\u0027t" (it is never embedded in HTML).
+static JsonSerializerOptions OutputOptions() => new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
 async Task<int> Run(ParseResult p, CancellationToken ct, Func<ApiClient, bool, CancellationToken, Task<int>> work)
 {
     var json = p.GetValue(jsonOption);
@@ -192,14 +196,14 @@ async Task<int> FollowAsync(ApiClient api, bool json, string id, TimeSpan timeou
         var result = d.DeepClone().AsObject();
         result["exitCode"] = code;
         result["result"] = message;
-        Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine(result.ToJsonString(OutputOptions()));
     }
     else (code == ExitCodes.Ok ? Console.Out : Console.Error).WriteLine(message);
     return code;
 }
 
 static void Print(bool json, JsonNode node, string text) =>
-    Console.WriteLine(json ? node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) : text);
+    Console.WriteLine(json ? node.ToJsonString(OutputOptions()) : text);
 
 static int Fail(bool json, int code, string message)
 {

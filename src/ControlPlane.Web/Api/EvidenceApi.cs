@@ -29,7 +29,8 @@ public static class EvidenceApi
 
     public static RouteGroupBuilder MapEvidenceApi(this RouteGroupBuilder api)
     {
-        api.MapGet("/deployments/{id:guid}/evidence", async (Guid id, ControlPlaneDbContext db, AuditCheckpointKey key, HttpContext http, CancellationToken ct) =>
+        api.MapGet("/deployments/{id:guid}/evidence", async (Guid id, ControlPlaneDbContext db, AuditCheckpointKey key, HttpContext http,
+            Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> apiJson, CancellationToken ct) =>
         {
             var d = await db.Deployments.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id, ct);
             if (d is null) return (IResult)ApplicationsApi.NotFound($"Deployment {id} does not exist.");
@@ -47,7 +48,8 @@ public static class EvidenceApi
 
             var files = new List<(string Name, byte[] Bytes)>
             {
-                ("release.json", JsonSerializer.SerializeToUtf8Bytes(Dto.Deployment(d), Indented)),
+                // The same JSON as GET /api/v1/deployments/{id} (enums as strings).
+                ("release.json", JsonSerializer.SerializeToUtf8Bytes(Dto.Deployment(d), new JsonSerializerOptions(apiJson.Value.SerializerOptions) { WriteIndented = true })),
                 ("checks.json", Json(new JsonArray([.. own.Where(e => e.Details is not null && e.Details.Contains("\"check", StringComparison.Ordinal) || e.Action is "deployment.ready-to-switch" or "deployment.awaiting-approval" or "deployment.failed" or "deployment.auto-rolled-back" or "deployment.succeeded")
                     .Select(e => (JsonNode)new JsonObject { ["sequence"] = e.Sequence, ["at"] = Time(e.OccurredAt), ["action"] = e.Action, ["reason"] = e.Reason, ["details"] = ParseOrText(e.Details) })]))),
                 ("approvals.json", Json(new JsonArray([.. own.Where(e => e.Action == "deployment.approved")
