@@ -28,8 +28,6 @@ public static class WebhooksApi
         var group = api.MapGroup("/webhooks").WithTags("Webhooks").RequirePermission(Permission.ManageWebhooks);
         group.MapGet("/", async (ControlPlaneDbContext db, CancellationToken ct) =>
             TypedResults.Ok((await db.Set<WebhookSubscription>().AsNoTracking().OrderBy(s => s.Name).ToListAsync(ct)).Select(ToDto).ToList()));
-        group.MapGet("/{id:guid}", async (Guid id, WebhookService webhooks, CancellationToken ct) =>
-            TypedResults.Ok(ToDto(await webhooks.FindAsync(id, ct))));
         group.MapPost("/", async (CreateWebhookRequest body, WebhookService webhooks, HttpContext http, CancellationToken ct) =>
         {
             var created = await webhooks.CreateAsync(body.ToSpec(), http.ToActor(), ct);
