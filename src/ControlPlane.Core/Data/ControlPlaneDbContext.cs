@@ -277,6 +277,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             // Sequence and hash were assigned for a transaction that did not commit; drop them so a retry re-chains.
             foreach (var e in events) Entry(e).State = EntityState.Detached;
             foreach (var c in ChangeTracker.Entries<AuditCheckpoint>().Where(c => c.State == EntityState.Added).ToList()) c.State = EntityState.Detached;
+            foreach (var o in ChangeTracker.Entries<WebhookOutboxMessage>().Where(o => o.State == EntityState.Added).ToList()) o.State = EntityState.Detached;
             throw;
         }
         finally
