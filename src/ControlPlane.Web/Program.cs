@@ -5,6 +5,7 @@ using ControlPlane.Core.Checks;
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Execution;
 using ControlPlane.Core.Notifications;
+using ControlPlane.Core.Notifications.Webhooks;
 using ControlPlane.Core.Routing;
 using ControlPlane.Web.Api;
 using ControlPlane.Web.Components;
@@ -69,6 +70,8 @@ builder.Services.AddSingleton<ApplicationRuntimeWorker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ApplicationRuntimeWorker>());
 builder.Services.AddHostedService<DeploymentWorker>();
 builder.Services.AddHostedService<HubBroadcaster>();
+builder.Services.AddWebhooks(); // durable outbox, signed deliveries (docs/webhooks.md)
+builder.Services.AddHostedService<WebhookDeliveryWorker>();
 
 // ---- API, auth, UI ----------------------------------------------------------------------------------------------------
 // People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a
@@ -129,7 +132,9 @@ app.MapGroup("/api/v1")
     .MapDeploymentsApi()
     .MapAuditApi()
     .MapTokensApi()
-    .MapUsersApi();
+    .MapUsersApi()
+    .MapWebhooksApi()
+    .MapEvidenceApi();
 app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
 app.MapAccountSignIn();
 app.MapOidcSignIn();

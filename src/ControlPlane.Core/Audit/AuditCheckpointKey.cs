@@ -96,6 +96,16 @@ public sealed class AuditCheckpointKey : IDisposable
         return checkpoint;
     }
 
+    /// <summary>
+    /// Signs other statements with the same key (an evidence bundle's manifest), base64 DER like checkpoints. They cannot be
+    /// taken for a checkpoint: a checkpoint payload begins with its format line, a manifest with '{'.
+    /// </summary>
+    public string SignDocument(byte[] document)
+    {
+        lock (_gate)
+            return Convert.ToBase64String(_key.SignData(document, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence));
+    }
+
     /// <summary>True when this key made the signature over exactly these fields.</summary>
     public bool Verify(AuditCheckpoint checkpoint)
     {

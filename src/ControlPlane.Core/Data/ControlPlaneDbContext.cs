@@ -5,6 +5,7 @@ using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Governance;
 using ControlPlane.Core.Identity;
 using ControlPlane.Core.Notifications;
+using ControlPlane.Core.Notifications.Webhooks;
 using ControlPlane.Core.Security;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
@@ -192,6 +193,8 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.HasIndex(t => t.Owner);
         });
 
+        WebhookModel.Map(b);
+
         // Keys are created in the domain (Guid v7), never by the database; telling EF so makes a new approval or step
         // added to a tracked deployment an INSERT rather than an UPDATE of a row that does not exist.
         b.Entity<Application>().Property(x => x.Id).ValueGeneratedNever();
@@ -274,6 +277,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             // Sequence and hash were assigned for a transaction that did not commit; drop them so a retry re-chains.
             foreach (var e in events) Entry(e).State = EntityState.Detached;
             foreach (var c in ChangeTracker.Entries<AuditCheckpoint>().Where(c => c.State == EntityState.Added).ToList()) c.State = EntityState.Detached;
+            foreach (var o in ChangeTracker.Entries<WebhookOutboxMessage>().Where(o => o.State == EntityState.Added).ToList()) o.State = EntityState.Detached;
             throw;
         }
         finally
@@ -327,6 +331,9 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.PreviousHash = previous;
             e.Hash = previous = AuditHash.Compute(e);
             AuditEvents.Add(e);
+            // The webhook outbox row commits with its audit event or not at all (delivered later by WebhookDeliveryWorker).
+            if (WebhookEvents.ForAuditAction(e.Action) is { } webhookEvent)
+                Add(new WebhookOutboxMessage { AuditSequence = e.Sequence, EventType = webhookEvent, CreatedAt = e.OccurredAt });
         }
         // The new head, signed in the same transaction: every genuine event is covered by a checkpoint, so a row added
         // by anyone without the key (a database superuser included) is not. Only a head that is itself signed is built

@@ -12,16 +12,17 @@ namespace ControlPlane.IntegrationTests.Infrastructure;
 /// the embedded router on a free port) and a known bootstrap admin token. It runs as a production install should: migrations
 /// as the database's owner role, everything else as a serving role that owns nothing.
 /// </summary>
-public sealed class ControlPlaneAppFactory(RoleDatabase database) : WebApplicationFactory<Program>
+/// <param name="settings">More configuration for this host (applied last), as an operator would set it.</param>
+public sealed class ControlPlaneAppFactory(RoleDatabase database, IReadOnlyDictionary<string, string>? settings = null) : WebApplicationFactory<Program>
 {
     public const string AdminToken = "test-bootstrap-admin-token";
     public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-it-").FullName;
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
 
-    public static async Task<ControlPlaneAppFactory> StartAsync(PostgresFixture postgres)
+    public static async Task<ControlPlaneAppFactory> StartAsync(PostgresFixture postgres, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var factory = new ControlPlaneAppFactory(await postgres.CreateDatabaseWithRolesAsync("api"));
+        var factory = new ControlPlaneAppFactory(await postgres.CreateDatabaseWithRolesAsync("api"), settings);
         _ = factory.Services; // builds and starts the host: migrations, demo seeding, router attach
         return factory;
     }
@@ -45,6 +46,7 @@ public sealed class ControlPlaneAppFactory(RoleDatabase database) : WebApplicati
         // Slot and router processes outlive ControlPlane by default; a test host stops what it started.
         builder.UseSetting("ControlPlane:Runtime:StopOnShutdown", "true");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) builder.UseSetting(key, value);
     }
 
     public HttpClient ClientWithToken(string? token)

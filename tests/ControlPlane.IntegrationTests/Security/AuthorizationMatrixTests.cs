@@ -26,6 +26,7 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
         [Permission.ManageUsers] = [Role.Admin],
         [Permission.ManageFreezeWindows] = [Role.Admin],
         [Permission.OverrideFreeze] = [Role.Admin],
+        [Permission.ManageWebhooks] = [Role.Admin],
         [Permission.ReadAudit] = [Role.Admin, Role.Auditor],
         [Permission.ViewApplications] = [Role.Admin, Role.ReleaseManager, Role.OnCall, Role.Auditor, Role.Viewer],
     };
@@ -52,6 +53,12 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
         (Permission.ManageFreezeWindows, HttpMethod.Post, "/api/v1/freeze-windows", new { }),
         (Permission.ManageFreezeWindows, HttpMethod.Delete, $"/api/v1/freeze-windows/{Missing}", null),
         (Permission.ReadAudit, HttpMethod.Get, "/api/v1/audit/verify", null),
+        (Permission.ReadAudit, HttpMethod.Get, $"/api/v1/deployments/{Missing}/evidence", null),
+        (Permission.ManageWebhooks, HttpMethod.Get, "/api/v1/webhooks", null),
+        (Permission.ManageWebhooks, HttpMethod.Post, "/api/v1/webhooks", new { }),
+        (Permission.ManageWebhooks, HttpMethod.Delete, $"/api/v1/webhooks/{Missing}", null),
+        (Permission.ManageWebhooks, HttpMethod.Post, $"/api/v1/webhooks/{Missing}/test", null),
+        (Permission.ManageWebhooks, HttpMethod.Post, $"/api/v1/webhooks/deliveries/{Missing}/redeliver", null),
     ];
 
     private SecurityAppFactory _app = null!;
