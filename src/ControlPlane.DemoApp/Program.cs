@@ -10,6 +10,8 @@
 //   GET /         {"app":"demo-shop","version":"1.0.0","slot":"blue"}
 //   GET /healthz  {"status":"ok","version":"1.0.0"}
 //   GET /version  the version as plain text
+//   GET /internal/db-check         {"status":"connected"}  (seed 001's database check)
+//   GET /metrics/cache-hit-ratio   {"hitRatio":0.92}       (seed 001's cache check)
 //
 // Demo version-naming convention (how to see a failing release without editing code):
 //   - a version containing "-fail-verify" (e.g. 2.0.0-fail-verify): /healthz is fine, so the version deploys,
@@ -24,6 +26,9 @@
 //     (ControlPlane's own checks) after 1.5 seconds, so the Verifying step can be watched; traffic through the router is fast.
 //   - a version containing "-slow-start" (e.g. 2.0.0-slow-start): waits 5 seconds before it starts listening, so
 //     the Deploying step (and its progress messages) can be watched.
+//   - a version containing "-cold-cache" (e.g. 2.0.0-cold-cache): /metrics/cache-hit-ratio says 0.6, so a check
+//     {"path":"$.hitRatio","min":0.85} fails verification naming $.hitRatio and traffic never moves.
+//   - a version containing "-db-down" (e.g. 2.0.0-db-down): /internal/db-check says {"status":"disconnected"}.
 //   Any other version behaves well.
 
 var builder = WebApplication.CreateSlimBuilder(args);
@@ -73,9 +78,15 @@ app.MapGet("/", async Task<IResult> (HttpContext context) =>
 });
 app.MapGet("/healthz", () => TypedResults.Ok(new DemoHealth("ok", info.Version)));
 app.MapGet("/version", () => TypedResults.Text(info.Version));
+var dbDown = info.Version.Contains("-db-down", StringComparison.OrdinalIgnoreCase);
+var coldCache = info.Version.Contains("-cold-cache", StringComparison.OrdinalIgnoreCase);
+app.MapGet("/internal/db-check", () => TypedResults.Ok(new DemoDbCheck(dbDown ? "disconnected" : "connected")));
+app.MapGet("/metrics/cache-hit-ratio", () => TypedResults.Ok(new DemoCacheRatio(coldCache ? 0.6 : 0.92)));
 
 await app.RunAsync();
 
 internal sealed record DemoInfo(string App, string Version, string Slot);
 internal sealed record DemoHealth(string Status, string Version);
 internal sealed record DemoError(string Error);
+internal sealed record DemoDbCheck(string Status);
+internal sealed record DemoCacheRatio(double HitRatio);

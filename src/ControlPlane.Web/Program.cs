@@ -47,6 +47,7 @@ builder.Services.AddHttpClient(HttpCheckRunner.HttpClientName, c => c.Timeout = 
 builder.Services.AddRoutersAndDeployers();
 builder.Services.AddSingleton<ProviderRegistry>();
 builder.Services.AddSingleton<HttpCheckRunner>();
+builder.Services.AddCheckRunners(); // prometheus and the dispatcher by kind (Checks/CheckRunner.cs)
 builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();

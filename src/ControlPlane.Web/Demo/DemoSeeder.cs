@@ -33,6 +33,19 @@ public sealed class DemoOptions
 /// </summary>
 public static class DemoSeeder
 {
+    /// <summary>Seed 001's evidence: the page and health answer, the database is connected and the cache is warm (README, demo versions).</summary>
+    public static readonly IReadOnlyList<HttpCheck> DemoChecks =
+    [
+        new() { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 },
+        new() { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 },
+        new()
+        {
+            Name = "db", Path = "/internal/db-check", TimeoutSeconds = 3, Retries = 1,
+            Json = [new() { Path = "$.status", ExpectedValue = JsonSerializer.SerializeToElement("connected") }],
+        },
+        new() { Name = "cache", Path = "/metrics/cache-hit-ratio", TimeoutSeconds = 3, Retries = 1, Json = [new() { Path = "$.hitRatio", Min = 0.85 }] },
+    ];
+
     public static async Task SeedAsync(IServiceProvider services)
     {
         var options = services.GetRequiredService<IOptions<DemoOptions>>().Value;
@@ -65,7 +78,7 @@ public static class DemoSeeder
                 DemoOptions.ApplicationName,
                 "embedded", JsonSerializer.SerializeToElement(router),
                 "process", JsonSerializer.SerializeToElement(deployer),
-                [new HttpCheck { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 }, new HttpCheck { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 }],
+                DemoChecks,
                 new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
                 "1.0.0", Slot.Blue, "/"), Actor.System, CancellationToken.None);
         }
