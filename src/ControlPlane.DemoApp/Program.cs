@@ -28,6 +28,9 @@
 //     the Deploying step (and its progress messages) can be watched.
 //   - a version containing "-cold-cache" (e.g. 2.0.0-cold-cache): /metrics/cache-hit-ratio says 0.6, so a check
 //     {"path":"$.hitRatio","min":0.85} fails verification naming $.hitRatio and traffic never moves.
+//   - a version containing "-errors-5pct" (e.g. 2.0.0-errors-5pct): every 20th real request to / through the router answers
+//     500 (5%); ControlPlane's own checks and its data-plane probe (header X-ControlPlane-Probe) always pass, so only a
+//     traffic check (the router's measurement of real requests) sees it and rolls the release back.
 //   - a version containing "-db-down" (e.g. 2.0.0-db-down): /internal/db-check says {"status":"disconnected"}.
 //   Any other version behaves well.
 
@@ -65,6 +68,8 @@ if (failsMonitor)
 }
 
 var slowChecks = info.Version.Contains("-slow-verify", StringComparison.OrdinalIgnoreCase);
+var errors5pct = info.Version.Contains("-errors-5pct", StringComparison.OrdinalIgnoreCase);
+long realRequests = 0;
 
 app.MapGet("/", async Task<IResult> (HttpContext context) =>
 {
@@ -74,6 +79,9 @@ app.MapGet("/", async Task<IResult> (HttpContext context) =>
         return TypedResults.Json(new DemoError("demo: this version fails verification"), statusCode: 500);
     if (failsMonitor && Volatile.Read(ref proxiedRequestAnswered) == 1)
         return TypedResults.Json(new DemoError("demo: this version fails after the switch"), statusCode: 500);
+    if (errors5pct && context.Request.Headers.ContainsKey("X-Forwarded-For") && !context.Request.Headers.ContainsKey("X-ControlPlane-Probe")
+        && Interlocked.Increment(ref realRequests) % 20 == 0)
+        return TypedResults.Json(new DemoError("demo: this version fails 5% of real requests"), statusCode: 500);
     return TypedResults.Ok(info);
 });
 app.MapGet("/healthz", () => TypedResults.Ok(new DemoHealth("ok", info.Version)));

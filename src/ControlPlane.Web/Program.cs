@@ -70,6 +70,7 @@ builder.Services.AddSingleton<ApplicationRuntimeWorker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ApplicationRuntimeWorker>());
 builder.Services.AddHostedService<DeploymentWorker>();
 builder.Services.AddHostedService<HubBroadcaster>();
+builder.Services.AddHostedService<DemoTrafficGenerator>(); // the demo's own real traffic (ControlPlane:Demo:TrafficPerSecond, 0 = off)
 
 // ---- API, auth, UI ----------------------------------------------------------------------------------------------------
 // People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a

@@ -15,7 +15,8 @@ public sealed record HttpCheck
 {
     public const string HttpKind = "http";
     public const string PrometheusKind = "prometheus";
-    public static readonly IReadOnlyList<string> Kinds = [HttpKind, PrometheusKind];
+    public const string TrafficKind = "traffic";
+    public static readonly IReadOnlyList<string> Kinds = [HttpKind, PrometheusKind, TrafficKind];
 
     public string Kind { get; init; } = HttpKind;
     public string Name { get; init; } = "http";
@@ -52,6 +53,22 @@ public sealed record HttpCheck
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int FailureLimit { get; init; }
 
+    /// <summary>traffic: the highest share of 5xx answers among the new live slot's real requests since the switch.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? MaxErrorRate { get; init; }
+
+    /// <summary>traffic: the highest p99 latency in milliseconds (read from the router's histogram: an upper estimate).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? MaxP99Ms { get; init; }
+
+    /// <summary>traffic: fewer real requests since the switch than this is inconclusive (default 20).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? MinRequests { get; init; }
+
+    /// <summary>traffic: maxErrorRate bounds the increase over the previous slot's rate before the switch, not the rate itself.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool RelativeToPrevious { get; init; }
+
     public IEnumerable<SettingsError> Validate(string prefix)
     {
         if (!Kinds.Contains(Kind))
@@ -74,8 +91,36 @@ public sealed record HttpCheck
             yield return new($"{prefix}.timeoutSeconds", "must be between 1 and 120");
         if (Url is not null && UrlError(Url) is { } urlError)
             yield return new($"{prefix}.url", urlError);
-        var errors = Kind == PrometheusKind ? ValidatePrometheus(prefix) : ValidateHttp(prefix);
+        var errors = Kind switch { PrometheusKind => ValidatePrometheus(prefix), TrafficKind => ValidateTraffic(prefix), _ => ValidateHttp(prefix) };
         foreach (var error in errors) yield return error;
+        if (Kind != TrafficKind)
+        {
+            foreach (var (field, given) in new[] { ("maxErrorRate", MaxErrorRate is not null), ("maxP99Ms", MaxP99Ms is not null), ("minRequests", MinRequests is not null), ("relativeToPrevious", RelativeToPrevious) })
+                if (given) yield return new($"{prefix}.{field}", $"belongs to traffic checks; this check's kind is {Kind}");
+        }
+    }
+
+    private IEnumerable<SettingsError> ValidateTraffic(string prefix)
+    {
+        if (MaxErrorRate is null && MaxP99Ms is null)
+            yield return new($"{prefix}.maxErrorRate", "give maxErrorRate, maxP99Ms or both");
+        if (MaxErrorRate is < 0 or > 1 || MaxErrorRate is { } rate && !double.IsFinite(rate))
+            yield return new($"{prefix}.maxErrorRate", "must be a share between 0 and 1 (0.01 = 1%)");
+        if (MaxP99Ms is <= 0 or > 600000 || MaxP99Ms is { } p99 && !double.IsFinite(p99))
+            yield return new($"{prefix}.maxP99Ms", "must be between 0 and 600000 milliseconds");
+        if (MinRequests is < 1 or > 1000000)
+            yield return new($"{prefix}.minRequests", "must be between 1 and 1000000");
+        if (RelativeToPrevious && MaxErrorRate is null)
+            yield return new($"{prefix}.relativeToPrevious", "compares the error rate: give maxErrorRate too");
+        if (Path != "/") yield return new($"{prefix}.path", "belongs to http checks; a traffic check judges the router's measurement of real requests");
+        if (Url is not null) yield return new($"{prefix}.url", "belongs to http and prometheus checks");
+        if (Json is not null) yield return new($"{prefix}.json", "belongs to http checks");
+        if (Query is not null) yield return new($"{prefix}.query", "belongs to prometheus checks");
+        if (Min is not null) yield return new($"{prefix}.min", "belongs to prometheus checks; a traffic check takes maxErrorRate and maxP99Ms");
+        if (Max is not null) yield return new($"{prefix}.max", "belongs to prometheus checks; a traffic check takes maxErrorRate and maxP99Ms");
+        if (ExpectedStatus != 200) yield return new($"{prefix}.expectedStatus", "belongs to http checks");
+        if (Retries != 2) yield return new($"{prefix}.retries", "belongs to http checks");
+        if (FailureLimit != 0) yield return new($"{prefix}.failureLimit", "belongs to prometheus checks");
     }
 
     private IEnumerable<SettingsError> ValidateHttp(string prefix)

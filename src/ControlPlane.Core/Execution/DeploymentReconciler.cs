@@ -263,7 +263,7 @@ public sealed class DeploymentReconciler(
             return;
         }
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), d.TargetSlot);
-        var results = await checks.RunAllAsync(app.Checks, new CheckTarget(endpoint, app.Name, d.TargetSlot, d.Version), cancellationToken);
+        var results = await checks.RunAllAsync(app.Checks, CheckTargets.Monitoring(providers, app, d, endpoint), cancellationToken);
         var breach = results.FirstOrDefault(r => r.Failed);
         // Inconclusive is no breach and no evidence: watching goes on, and the step says which check could not judge.
         var unsure = string.Join("; ", results.Where(r => r.Inconclusive).Select(r => $"check '{r.Name}' inconclusive: {r.Message}"));
