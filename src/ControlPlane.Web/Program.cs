@@ -70,7 +70,8 @@ builder.Services.AddSingleton<ApplicationRuntimeWorker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ApplicationRuntimeWorker>());
 builder.Services.AddHostedService<DeploymentWorker>();
 builder.Services.AddHostedService<HubBroadcaster>();
-builder.Services.AddHostedService<DemoTrafficGenerator>(); // the demo's own real traffic (ControlPlane:Demo:TrafficPerSecond, 0 = off)
+builder.Services.AddHostedService<DemoTrafficGenerator>();
+builder.AddControlPlaneTelemetry(); // /metrics, per-slot traffic readings, spans (Hosting/Telemetry.cs) // the demo's own real traffic (ControlPlane:Demo:TrafficPerSecond, 0 = off)
 
 // ---- API, auth, UI ----------------------------------------------------------------------------------------------------
 // People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a
@@ -133,6 +134,7 @@ app.MapGroup("/api/v1")
     .MapTokensApi()
     .MapUsersApi();
 app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
+app.MapControlPlaneMetrics();
 app.MapAccountSignIn();
 app.MapOidcSignIn();
 app.MapDevSignIn();

@@ -43,6 +43,7 @@ public sealed class DeploymentReconciler(
                 if (app is null || d is null) return false;
                 if (d.State == Switching || d.RollbackPending)
                 {
+                    using var timing = Telemetry.ControlPlaneTelemetry.StartStep(app.Name, d.Version, d.RollbackPending ? "RollingBack" : "Switching");
                     // Traffic moves run under the locks just taken (application, then deployment) and are saved in the
                     // same transaction: nothing else can change either record between the flip and its record.
                     await MoveTrafficAsync(app, d, cancellationToken);
@@ -53,7 +54,8 @@ public sealed class DeploymentReconciler(
                 // Slow steps (deploying, checks) must not hold the application: other writers use optimistic concurrency.
                 await tx.CommitAsync(cancellationToken);
             }
-            await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
+            using (Telemetry.ControlPlaneTelemetry.StartStep(app.Name, d.Version, d.State.ToString()))
+                await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not DbUpdateException and not DomainException && d is not null && app is not null)
         {

@@ -36,7 +36,8 @@ public sealed class PrometheusServer : IAsyncDisposable
         ?? throw new InvalidOperationException("prometheus is not installed (apt-get install -y --no-install-recommends prometheus; .ci/run does it)");
 
     /// <param name="targets">host:port (and optional metrics path) of each scrape target, one job each.</param>
-    public static async Task<PrometheusServer> StartAsync(IEnumerable<(string Job, Uri Target)> targets, CancellationToken cancellationToken)
+    /// <param name="bearerToken">Sent as <c>Authorization: Bearer</c> to every target when given.</param>
+    public static async Task<PrometheusServer> StartAsync(IEnumerable<(string Job, Uri Target)> targets, CancellationToken cancellationToken, string? bearerToken = null)
     {
         var directory = Directory.CreateTempSubdirectory("cp-prom-").FullName;
         var config = new StringBuilder("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
@@ -44,6 +45,7 @@ public sealed class PrometheusServer : IAsyncDisposable
         {
             config.Append($"  - job_name: {job}\n    metrics_path: {target.AbsolutePath}\n");
             if (target.Query.Length > 1) config.Append($"    params: {{{string.Join(", ", target.Query.TrimStart('?').Split('&').Select(p => p.Split('=', 2)).Select(p => $"{p[0]}: [{p[1]}]"))}}}\n");
+            if (bearerToken is not null) config.Append($"    authorization:\n      credentials: '{bearerToken}'\n");
             config.Append($"    static_configs:\n      - targets: ['{target.Authority}']\n");
         }
         await File.WriteAllTextAsync(Path.Combine(directory, "prometheus.yml"), config.ToString(), cancellationToken);
