@@ -1,5 +1,6 @@
 using ControlPlane.Core.Security;
 using ControlPlane.Core.Telemetry;
+using Microsoft.AspNetCore.Authorization;
 using ControlPlane.Web.Security;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -35,7 +36,7 @@ public static class Telemetry
     }
 
     /// <summary>
-    /// /metrics names applications, their versions and traffic: it answers to a token (or session) allowed to view
+    /// /metrics names applications, their versions and traffic: it answers to an API token allowed to view
     /// applications, as the API does — Prometheus sends it with <c>authorization: {credentials: …}</c>. Setting
     /// <c>ControlPlane:Telemetry:AnonymousMetrics</c> to true opens it, for a port only the monitoring network reaches.
     /// </summary>
@@ -43,7 +44,11 @@ public static class Telemetry
     {
         var endpoint = app.MapPrometheusScrapingEndpoint(MetricsPath);
         if (app.Configuration.GetValue("ControlPlane:Telemetry:AnonymousMetrics", false)) endpoint.AllowAnonymous();
-        else endpoint.RequirePermission(Permission.ViewApplications);
+        // Bearer only: a scraper is a program (401, not a redirect to the sign-in page), and a browser's session cookie is not read.
+        else endpoint.RequireAuthorization(new AuthorizeAttribute(Permissions.PolicyName(Permission.ViewApplications))
+        {
+            AuthenticationSchemes = BearerTokenAuthenticationHandler.SchemeName,
+        });
         return app;
     }
 }

@@ -20,10 +20,12 @@ public sealed class MetricsScrapeTests(PostgresFixture postgres)
         cp.Environment["ControlPlane__Demo__RouterPort"] = "0";
         await cp.StartAsync();
 
-        using (var anonymous = new HttpClient { BaseAddress = cp.BaseAddress })
+        using (var anonymous = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = cp.BaseAddress })
         {
             var refused = await anonymous.GetAsync("/metrics", Ct);
             Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            anonymous.DefaultRequestHeaders.Authorization = new("Bearer", "not-a-token");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/metrics", Ct)).StatusCode);
             Assert.DoesNotContain("demo-shop", await refused.Content.ReadAsStringAsync(Ct));
         }
 
