@@ -320,6 +320,10 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("from_version");
 
+                    b.Property<string>("HoldReason")
+                        .HasColumnType("text")
+                        .HasColumnName("hold_reason");
+
                     b.Property<DateTimeOffset?>("LeaseExpiresAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("lease_expires_at");

@@ -10,6 +10,8 @@
 //   GET /         {"app":"demo-shop","version":"1.0.0","slot":"blue"}
 //   GET /healthz  {"status":"ok","version":"1.0.0"}
 //   GET /version  the version as plain text
+//   GET /internal/db-check         {"status":"connected"}  (seed 001's database check)
+//   GET /metrics/cache-hit-ratio   {"hitRatio":0.92}       (seed 001's cache check)
 //
 // Demo version-naming convention (how to see a failing release without editing code):
 //   - a version containing "-fail-verify" (e.g. 2.0.0-fail-verify): /healthz is fine, so the version deploys,
@@ -24,6 +26,12 @@
 //     (ControlPlane's own checks) after 1.5 seconds, so the Verifying step can be watched; traffic through the router is fast.
 //   - a version containing "-slow-start" (e.g. 2.0.0-slow-start): waits 5 seconds before it starts listening, so
 //     the Deploying step (and its progress messages) can be watched.
+//   - a version containing "-cold-cache" (e.g. 2.0.0-cold-cache): /metrics/cache-hit-ratio says 0.6, so a check
+//     {"path":"$.hitRatio","min":0.85} fails verification naming $.hitRatio and traffic never moves.
+//   - a version containing "-errors-5pct" (e.g. 2.0.0-errors-5pct): every 20th real request to / through the router answers
+//     500 (5%); ControlPlane's own checks and its data-plane probe (header X-ControlPlane-Probe) always pass, so only a
+//     traffic check (the router's measurement of real requests) sees it and rolls the release back.
+//   - a version containing "-db-down" (e.g. 2.0.0-db-down): /internal/db-check says {"status":"disconnected"}.
 //   Any other version behaves well.
 
 var builder = WebApplication.CreateSlimBuilder(args);
@@ -60,6 +68,8 @@ if (failsMonitor)
 }
 
 var slowChecks = info.Version.Contains("-slow-verify", StringComparison.OrdinalIgnoreCase);
+var errors5pct = info.Version.Contains("-errors-5pct", StringComparison.OrdinalIgnoreCase);
+long realRequests = 0;
 
 app.MapGet("/", async Task<IResult> (HttpContext context) =>
 {
@@ -69,13 +79,22 @@ app.MapGet("/", async Task<IResult> (HttpContext context) =>
         return TypedResults.Json(new DemoError("demo: this version fails verification"), statusCode: 500);
     if (failsMonitor && Volatile.Read(ref proxiedRequestAnswered) == 1)
         return TypedResults.Json(new DemoError("demo: this version fails after the switch"), statusCode: 500);
+    if (errors5pct && context.Request.Headers.ContainsKey("X-Forwarded-For") && !context.Request.Headers.ContainsKey("X-ControlPlane-Probe")
+        && Interlocked.Increment(ref realRequests) % 20 == 0)
+        return TypedResults.Json(new DemoError("demo: this version fails 5% of real requests"), statusCode: 500);
     return TypedResults.Ok(info);
 });
 app.MapGet("/healthz", () => TypedResults.Ok(new DemoHealth("ok", info.Version)));
 app.MapGet("/version", () => TypedResults.Text(info.Version));
+var dbDown = info.Version.Contains("-db-down", StringComparison.OrdinalIgnoreCase);
+var coldCache = info.Version.Contains("-cold-cache", StringComparison.OrdinalIgnoreCase);
+app.MapGet("/internal/db-check", () => TypedResults.Ok(new DemoDbCheck(dbDown ? "disconnected" : "connected")));
+app.MapGet("/metrics/cache-hit-ratio", () => TypedResults.Ok(new DemoCacheRatio(coldCache ? 0.6 : 0.92)));
 
 await app.RunAsync();
 
 internal sealed record DemoInfo(string App, string Version, string Slot);
 internal sealed record DemoHealth(string Status, string Version);
 internal sealed record DemoError(string Error);
+internal sealed record DemoDbCheck(string Status);
+internal sealed record DemoCacheRatio(double HitRatio);

@@ -14,6 +14,7 @@
 //   GET /route                        the current route
 //   PUT /route {live, blue, green, expectedRevision}
 //                                     compare-and-swap: 409 with the current route when the revision moved on
+//   GET /traffic                      requests, 5xx and a latency histogram per slot (TrafficMeter.cs; off with --measure-traffic false)
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -39,6 +40,7 @@ if (secret.Length < 32)
     return 2;
 }
 
+var meter = new TrafficMeter(options.MeasureTraffic, TimeProvider.System);
 var routes = new RouteTable(options.StateDirectory, RouteFile.Read(Path.Combine(options.StateDirectory, RouterFiles.Route)));
 
 var invoker = new HttpMessageInvoker(new SocketsHttpHandler
@@ -72,6 +74,7 @@ publicApp.Run(async context =>
 {
     // Read the route exactly once: this request finishes on it even if a switch happens meanwhile.
     var route = routes.Current;
+    var started = meter.Start();
     if (route is null)
     {
         await Results.Problem(title: "No route yet", detail: $"{options.Application}: ControlPlane has not given this router a live slot yet.",
@@ -88,6 +91,7 @@ publicApp.Run(async context =>
             detail: $"{options.Application}: the live slot {route.Live} {what} through the embedded router.",
             statusCode: status).ExecuteAsync(context);
     }
+    meter.Record(route.Live, context.Response.StatusCode, started);
 });
 
 // ---- The control channel: loopback only, its own port, a bearer secret --------------------------------------------------
@@ -112,12 +116,15 @@ controlApp.Use(async (context, next) =>
     }
     await next(context);
 });
+controlApp.MapGet("/traffic", () => Results.Json(meter.Report(), TrafficJson.Default.TrafficReport));
 controlApp.MapGet("/route", () => routes.Current is { } route ? Results.Json(route, RouterJson.Default.RouteState) : Results.NotFound());
 controlApp.MapPut("/route", (RouteChange change) =>
 {
     if (change.Live is not ("blue" or "green") || !Uri.TryCreate(change.Blue, UriKind.Absolute, out _) || !Uri.TryCreate(change.Green, UriKind.Absolute, out _))
         return Results.BadRequest();
+    var before = routes.Current?.Live;
     var (applied, current) = routes.CompareAndSet(change);
+    if (applied && current!.Live != before) meter.Restart(current.Live);
     if (!applied)
         return current is null ? Results.Conflict() : Results.Json(current, RouterJson.Default.RouteState, statusCode: StatusCodes.Status409Conflict);
     logger.LogInformation("{Application}: traffic goes to {Slot} ({Endpoint}), route revision {Revision}",
@@ -143,11 +150,12 @@ static int BoundPort(WebApplication app) =>
     new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First()
         .Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal)).Port;
 
-internal sealed record RouterArguments(string Application, IPAddress Address, int Port, string StateDirectory)
+internal sealed record RouterArguments(string Application, IPAddress Address, int Port, string StateDirectory, bool MeasureTraffic = true)
 {
     public static RouterArguments? Parse(string[] args)
     {
         string? app = null, listen = null, state = null;
+        var measure = true;
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -155,11 +163,12 @@ internal sealed record RouterArguments(string Application, IPAddress Address, in
                 case "--app": app = args[i + 1]; break;
                 case "--listen": listen = args[i + 1]; break;
                 case "--state": state = args[i + 1]; break;
+                case "--measure-traffic" when bool.TryParse(args[i + 1], out var on): measure = on; break;
                 default: return null;
             }
         }
         if (app is null || state is null || listen is null || !IPEndPoint.TryParse(listen, out var endpoint)) return null;
-        return new RouterArguments(app, endpoint.Address, endpoint.Port, Path.GetFullPath(state));
+        return new RouterArguments(app, endpoint.Address, endpoint.Port, Path.GetFullPath(state), measure);
     }
 }
 

@@ -48,6 +48,7 @@ builder.Services.AddHttpClient(HttpCheckRunner.HttpClientName, c => c.Timeout = 
 builder.Services.AddRoutersAndDeployers();
 builder.Services.AddSingleton<ProviderRegistry>();
 builder.Services.AddSingleton<HttpCheckRunner>();
+builder.Services.AddCheckRunners(); // prometheus and the dispatcher by kind (Checks/CheckRunner.cs)
 builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();
@@ -72,6 +73,8 @@ builder.Services.AddHostedService<DeploymentWorker>();
 builder.Services.AddHostedService<HubBroadcaster>();
 builder.Services.AddWebhooks(); // durable outbox, signed deliveries (docs/webhooks.md)
 builder.Services.AddHostedService<WebhookDeliveryWorker>();
+builder.Services.AddHostedService<DemoTrafficGenerator>(); // the demo's own real traffic (ControlPlane:Demo:TrafficPerSecond, 0 = off)
+builder.AddControlPlaneTelemetry(); // /metrics, per-slot traffic readings, spans (Hosting/Telemetry.cs)
 
 // ---- API, auth, UI ----------------------------------------------------------------------------------------------------
 // People sign in with a local account (or OIDC when configured) and get the session cookie; API and hub policies accept a
@@ -136,6 +139,7 @@ app.MapGroup("/api/v1")
     .MapWebhooksApi()
     .MapEvidenceApi();
 app.MapHub<ControlPlaneHub>(ControlPlaneHub.Path);
+app.MapControlPlaneMetrics();
 app.MapAccountSignIn();
 app.MapOidcSignIn();
 app.MapDevSignIn();

@@ -270,6 +270,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             if (ownTransaction is not null) await ownTransaction.CommitAsync(cancellationToken);
             _pendingAuditEvents.Clear();
             foreach (var r in recorders) r.ClearPendingAuditEvents();
+            Telemetry.ControlPlaneTelemetry.Saved(events);
             return written;
         }
         catch

@@ -34,6 +34,9 @@ public sealed class Deployment : IRecordsAuditEvents
     /// <summary>Reached ReadyToSwitch by the policy's auto-promotion, so no approval is relied on.</summary>
     public bool AutoPromoted { get; private set; }
 
+    /// <summary>Why the checks before the switch were inconclusive; the release waits for a person (no auto-promotion) while set.</summary>
+    public string? HoldReason { get; private set; }
+
     /// <summary>A person rolled this release back (break-glass), as opposed to the automatic rollback on a breach.</summary>
     public bool BreakGlassRollback { get; private set; }
     public DateTimeOffset CreatedAt { get; private set; }
@@ -140,10 +143,20 @@ public sealed class Deployment : IRecordsAuditEvents
         MoveTo(Verifying, Actor.System, now, "deployment.verifying", details: Json(new { step = StepNames.Deploy, message }));
     }
 
-    public void Verified(string message, DateTimeOffset now)
+    /// <param name="hold">Why the evidence was inconclusive: the release then waits for a person even when the policy needs no approval.</param>
+    public void Verified(string message, DateTimeOffset now, string? hold = null)
     {
         Expect(Verifying);
         FinishStep(StepNames.Verify, StepState.Succeeded, message, now);
+        if (hold is not null)
+        {
+            HoldReason = hold;
+            StartStep(StepNames.Approval, now, $"held for a person: {hold}");
+            AwaitingApprovalSince = now;
+            MoveTo(AwaitingApproval, Actor.System, now, "deployment.awaiting-approval", $"checks inconclusive: {hold}", Json(new { step = StepNames.Verify, message, inconclusive = hold }));
+            NextRunAt = null;
+            return;
+        }
         if (RequiredApprovals == 0)
         {
             FinishStep(StepNames.Approval, StepState.Skipped, "the policy requires no approval", now);

@@ -14,7 +14,7 @@ namespace ControlPlane.Core.Execution;
 /// crash. Called by the worker with a lease on the deployment.
 /// </summary>
 public sealed class DeploymentReconciler(
-    ControlPlaneDbContext db, ProviderRegistry providers, HttpCheckRunner checks, TrafficSwitch trafficSwitch,
+    ControlPlaneDbContext db, ProviderRegistry providers, CheckRunner checks, TrafficSwitch trafficSwitch,
     RuntimeHost host, TimeProvider time, ILogger<DeploymentReconciler> logger)
 {
     private static readonly TimeSpan DeployPollFloor = TimeSpan.FromMilliseconds(200);
@@ -43,6 +43,7 @@ public sealed class DeploymentReconciler(
                 if (app is null || d is null) return false;
                 if (d.State == Switching || d.RollbackPending)
                 {
+                    using var timing = Telemetry.ControlPlaneTelemetry.StartStep(app.Name, d.Version, d.RollbackPending ? "RollingBack" : "Switching");
                     // Traffic moves run under the locks just taken (application, then deployment) and are saved in the
                     // same transaction: nothing else can change either record between the flip and its record.
                     await MoveTrafficAsync(app, d, cancellationToken);
@@ -53,7 +54,8 @@ public sealed class DeploymentReconciler(
                 // Slow steps (deploying, checks) must not hold the application: other writers use optimistic concurrency.
                 await tx.CommitAsync(cancellationToken);
             }
-            await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
+            using (Telemetry.ControlPlaneTelemetry.StartStep(app.Name, d.Version, d.State.ToString()))
+                await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not DbUpdateException and not DomainException && d is not null && app is not null)
         {
@@ -189,12 +191,15 @@ public sealed class DeploymentReconciler(
     private async Task VerifyAsync(Application app, Deployment d, CancellationToken cancellationToken)
     {
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), d.TargetSlot);
-        var results = await checks.RunAllAsync(app.Checks, endpoint, cancellationToken);
+        var results = await checks.RunAllAsync(app.Checks, new CheckTarget(endpoint, app.Name, d.TargetSlot, d.Version), cancellationToken);
         var now = time.GetUtcNow();
-        var failed = results.FirstOrDefault(r => !r.Passed);
+        var failed = results.FirstOrDefault(r => r.Failed);
         if (failed is null)
         {
-            d.Verified(results.Count == 0 ? "no checks configured" : string.Join("; ", results.Select(r => $"{r.Name}: {r.Message}")), now);
+            // No evidence either way is not a pass: a person looks at the reason and approves (or aborts).
+            var hold = results.Where(r => r.Inconclusive).Select(r => $"check '{r.Name}' inconclusive: {r.Message}").ToList();
+            d.Verified(results.Count == 0 ? "no checks configured" : string.Join("; ", results.Select(r => $"{r.Name}: {r.Message}")), now,
+                hold.Count == 0 ? null : string.Join("; ", hold));
             return;
         }
         logger.LogWarning("Verification of {Application} {Version} on {Slot} failed: {Check}: {Reason}", app.Name, d.Version, d.TargetSlot.Name(), failed.Name, failed.Message);
@@ -206,7 +211,7 @@ public sealed class DeploymentReconciler(
     {
         // Looked at again when an approval lapses, so the shown count stays true.
         var lapse = d.NextApprovalExpiry(now);
-        if (app.Policy.AutoPromoteAfterSeconds is not { } seconds || d.AwaitingApprovalSince is not { } since)
+        if (app.Policy.AutoPromoteAfterSeconds is not { } seconds || d.AwaitingApprovalSince is not { } since || d.HoldReason is not null)
         {
             d.RunAgainAt(lapse); // otherwise an approval (or abort) wakes it
             return;
@@ -260,8 +265,10 @@ public sealed class DeploymentReconciler(
             return;
         }
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), d.TargetSlot);
-        var results = await checks.RunAllAsync(app.Checks, endpoint, cancellationToken);
-        var breach = results.FirstOrDefault(r => !r.Passed);
+        var results = await checks.RunAllAsync(app.Checks, CheckTargets.Monitoring(providers, app, d, endpoint), cancellationToken);
+        var breach = results.FirstOrDefault(r => r.Failed);
+        // Inconclusive is no breach and no evidence: watching goes on, and the step says which check could not judge.
+        var unsure = string.Join("; ", results.Where(r => r.Inconclusive).Select(r => $"check '{r.Name}' inconclusive: {r.Message}"));
         var now = time.GetUtcNow();
         if (breach is null)
         {
@@ -271,12 +278,14 @@ public sealed class DeploymentReconciler(
                 var elapsed = (now - (d.Step(StepNames.Monitor).StartedAt ?? now)).TotalSeconds;
                 var unwatched = elapsed - watched;
                 d.Succeed($"no breach during {watched:0} s of monitoring" +
-                          (unwatched >= 1 ? $" ({unwatched:0} s while ControlPlane was not watching did not count)" : ""), now);
+                          (unwatched >= 1 ? $" ({unwatched:0} s while ControlPlane was not watching did not count)" : "") +
+                          (unsure.Length > 0 ? $"; at the end {unsure}" : ""), now);
                 app.ExtendRollbackWindow(now + TimeSpan.FromSeconds(app.Policy.HoldWindowSeconds));
                 return;
             }
             var left = window.TotalSeconds - watched;
-            d.NoteProgress($"checks passing; {watched:0} s watched, {left:0} s of monitoring left", now);
+            d.NoteProgress(unsure.Length == 0 ? $"checks passing; {watched:0} s watched, {left:0} s of monitoring left"
+                : $"no breach, but {unsure}; still watching, {watched:0} s watched, {left:0} s of monitoring left", now);
             var next = now + interval;
             d.RunAgainAt(next < d.MonitoringUntil ? next : d.MonitoringUntil);
             return;

@@ -79,6 +79,8 @@ public sealed class DataPlaneProbe : IDisposable
     }
 
     /// <returns>Whether the answer is the expected one, and otherwise what was seen (e.g. "answered 1.0.0 from blue").</returns>
+    public const string ProbeHeader = "X-ControlPlane-Probe";
+
     private async Task<(bool Verified, string Seen)> AttemptAsync(
         Uri url, Slot expectedSlot, string expectedVersion, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -87,6 +89,8 @@ public sealed class DataPlaneProbe : IDisposable
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         // Also for injected handlers that do pool: never leave a connection behind for the next probe to reuse.
         request.Headers.ConnectionClose = true;
+        // Marks the probe as ControlPlane's own, so an application (the demo) can tell it from real traffic.
+        request.Headers.Add(ProbeHeader, "data-plane");
         try
         {
             using var response = await httpClient.SendAsync(request, linked.Token);

@@ -110,7 +110,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         var previous = ReadRoute(binding.Application);
         WriteRoute(binding.Application, new RouteState(liveSlot.Name(), binding.BlueEndpoint.AbsoluteUri, binding.GreenEndpoint.AbsoluteUri,
             (previous?.Revision ?? 0) + 1));
-        var started = await StartAsync(binding.Application, settings.ListenAddress, port, cancellationToken);
+        var started = await StartAsync(binding.Application, settings.ListenAddress, port, cancellationToken, settings.MeasureTraffic);
         Supervise(binding.Application);
         logger.LogInformation("Embedded router for {Application} listens on {PublicUrl} (pid {Pid}) and sends traffic to {Slot} ({Endpoint})",
             binding.Application, PublicUrl(started), started.Pid, liveSlot.Name(), binding.EndpointOf(liveSlot));
@@ -131,6 +131,16 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
             logger.LogWarning("Cannot read the embedded router's route for {Application}: {Reason}", binding.Application, ex.Message);
             return null;
         }
+    }
+
+    /// <summary>Per-slot requests, 5xx answers and latency histogram the router measured (TrafficMeter in ControlPlane.Router); null when it does not run.</summary>
+    public async Task<RouterTraffic?> ReadTrafficAsync(RouterBinding binding, CancellationToken cancellationToken)
+    {
+        if (ReadRecord(binding.Application) is not { } record || !IsServing(record)) return null;
+        using var request = ControlRequest(record, HttpMethod.Get, null, "/traffic");
+        using var response = await SendAsync(record, request, cancellationToken);
+        EnsureControlSuccess(record, response);
+        return await response.Content.ReadFromJsonAsync<RouterTraffic>(Json, cancellationToken);
     }
 
     /// <summary>The application's running router process, or null.</summary>
@@ -244,7 +254,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
                             continue;
                         logger.LogWarning("Embedded router for {Application} (pid {Pid}) is no longer running; starting it again on {Address}:{Port}",
                             application, record.Pid, record.ListenAddress, record.ListenPort);
-                        await StartAsync(application, record.ListenAddress, record.ListenPort, stopping.Token);
+                        await StartAsync(application, record.ListenAddress, record.ListenPort, stopping.Token, record.MeasureTraffic);
                     }
                     catch (OperationCanceledException) when (stopping.IsCancellationRequested)
                     {
@@ -261,7 +271,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
     }
 
     /// <summary>Starts the router process on <paramref name="port"/> (0: any) with the route on disk; waits until it listens. Holds the lock.</summary>
-    private async Task<RouterProcessRecord> StartAsync(string application, string address, int port, CancellationToken cancellationToken)
+    private async Task<RouterProcessRecord> StartAsync(string application, string address, int port, CancellationToken cancellationToken, bool measureTraffic = true)
     {
         var dll = RouterLocator.Find(options.Value.RouterPath)
             ?? throw new RouterException("The embedded router's executable ControlPlane.Router.dll was not found: build the solution, " +
@@ -277,9 +287,9 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
 
         // The intent is recorded before the spawn; the process writes its own PID file, so a crash in between cannot orphan it.
         var launchId = Guid.NewGuid().ToString("N");
-        var intent = new RouterProcessRecord(application, 0, "", DetachedProcess.OwnSession, address, port, 0, logPath, DateTimeOffset.UtcNow, launchId);
+        var intent = new RouterProcessRecord(application, 0, "", DetachedProcess.OwnSession, address, port, 0, logPath, DateTimeOffset.UtcNow, launchId, measureTraffic);
         WriteRecord(application, intent);
-        var process = DetachedProcess.Start(DemoAppLocator.DotnetHost(), [dll, "--app", application, "--listen", listen, "--state", directory],
+        var process = DetachedProcess.Start(DemoAppLocator.DotnetHost(), [dll, "--app", application, "--listen", listen, "--state", directory, "--measure-traffic", measureTraffic ? "true" : "false"],
             directory, logPath, Path.Combine(directory, PidFile), [new(LaunchIdVariable, launchId)], "controlplane-router");
         var identity = PosixProcess.StartIdentityOf(process.Id) ?? "";
         WriteRecord(application, intent with { Pid = process.Id, StartIdentity = identity });
@@ -351,9 +361,9 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
         return await response.Content.ReadFromJsonAsync<RouteState>(Json, cancellationToken);
     }
 
-    private HttpRequestMessage ControlRequest(RouterProcessRecord record, HttpMethod method, HttpContent? content)
+    private HttpRequestMessage ControlRequest(RouterProcessRecord record, HttpMethod method, HttpContent? content, string path = "/route")
     {
-        var request = new HttpRequestMessage(method, new Uri($"http://127.0.0.1:{record.ControlPort}/route")) { Content = content };
+        var request = new HttpRequestMessage(method, new Uri($"http://127.0.0.1:{record.ControlPort}{path}")) { Content = content };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ReadSecret(record.Application));
         return request;
     }
@@ -377,7 +387,8 @@ public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
     }
 
     private static bool Serves(RouterProcessRecord record, EmbeddedRouterSettings wanted) =>
-        wanted.ListenAddress == record.ListenAddress && (wanted.ListenPort == 0 || wanted.ListenPort == record.ListenPort);
+        wanted.ListenAddress == record.ListenAddress && (wanted.ListenPort == 0 || wanted.ListenPort == record.ListenPort) &&
+        wanted.MeasureTraffic == record.MeasureTraffic;
 
     private static bool IsAlive(RouterProcessRecord record) => PosixProcess.IsAlive(record.Pid, record.StartIdentity);
 
@@ -549,4 +560,5 @@ public sealed record RouterProcessRecord(
     int ControlPort,
     string LogPath,
     DateTimeOffset StartedAt,
-    string? LaunchId = null);
+    string? LaunchId = null,
+    bool MeasureTraffic = true);

@@ -6,10 +6,12 @@ namespace ControlPlane.Core.Routing;
 /// <summary>Settings of the <c>embedded</c> router: where its own listener accepts public traffic.</summary>
 /// <param name="ListenAddress">An IP address to listen on, e.g. <c>127.0.0.1</c>.</param>
 /// <param name="ListenPort">The port; 0 picks a free one at attach time.</param>
-public sealed record EmbeddedRouterSettings(string ListenAddress = "127.0.0.1", int ListenPort = 8080)
+/// <param name="MeasureTraffic">Count requests, 5xx and latency per slot for traffic checks (on by default; off to compare its cost).</param>
+public sealed record EmbeddedRouterSettings(string ListenAddress = "127.0.0.1", int ListenPort = 8080, bool MeasureTraffic = true)
 {
     public const string ListenAddressField = "listenAddress";
     public const string ListenPortField = "listenPort";
+    public const string MeasureTrafficField = "measureTraffic";
 
     public IPAddress Address => IPAddress.Parse(ListenAddress);
 
@@ -69,6 +71,16 @@ public sealed record EmbeddedRouterSettings(string ListenAddress = "127.0.0.1", 
                 else
                     errors.Add(new SettingsError(ListenPortField, "must be a whole number from 0 to 65535 (0 picks a free port)"));
             }
+            else if (property.NameEquals(MeasureTrafficField))
+            {
+                if (property.Value.ValueKind is JsonValueKind.True or JsonValueKind.False)
+                    result = result with { MeasureTraffic = property.Value.GetBoolean() };
+                else
+                    errors.Add(new SettingsError(MeasureTrafficField, "must be true or false"));
+            }
+            else
+                errors.Add(new SettingsError(property.Name,
+                    $"is not a setting of the embedded router (known: {ListenAddressField}, {ListenPortField}, {MeasureTrafficField})"));
         }
         return (result, errors);
     }

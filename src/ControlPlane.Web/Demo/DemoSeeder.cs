@@ -23,6 +23,9 @@ public sealed class DemoOptions
     /// <summary>The IP address the demo router listens on; 0.0.0.0 inside a container, so a published port reaches it.</summary>
     public string RouterAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>Requests per second the demo sends through its own public URL, so traffic checks have real traffic (0 = off).</summary>
+    public double TrafficPerSecond { get; set; } = 4;
+
     /// <summary>Where ControlPlane.DemoApp.dll is, when not next to ControlPlane or in the source tree.</summary>
     public string? AppPath { get; set; }
 }
@@ -33,6 +36,21 @@ public sealed class DemoOptions
 /// </summary>
 public static class DemoSeeder
 {
+    /// <summary>Seed 001's evidence: the page and health answer, the database is connected and the cache is warm (README, demo versions).</summary>
+    public static readonly IReadOnlyList<HttpCheck> DemoChecks =
+    [
+        new() { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 },
+        new() { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 },
+        new()
+        {
+            Name = "db", Path = "/internal/db-check", TimeoutSeconds = 3, Retries = 1,
+            Json = [new() { Path = "$.status", ExpectedValue = JsonSerializer.SerializeToElement("connected") }],
+        },
+        new() { Name = "cache", Path = "/metrics/cache-hit-ratio", TimeoutSeconds = 3, Retries = 1, Json = [new() { Path = "$.hitRatio", Min = 0.85 }] },
+        // Judged after the switch on the real requests the router measured (the demo's own traffic: DemoTrafficGenerator).
+        new() { Kind = HttpCheck.TrafficKind, Name = "real-traffic", MaxErrorRate = 0.01, MinRequests = 20 },
+    ];
+
     public static async Task SeedAsync(IServiceProvider services)
     {
         var options = services.GetRequiredService<IOptions<DemoOptions>>().Value;
@@ -65,7 +83,7 @@ public static class DemoSeeder
                 DemoOptions.ApplicationName,
                 "embedded", JsonSerializer.SerializeToElement(router),
                 "process", JsonSerializer.SerializeToElement(deployer),
-                [new HttpCheck { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 }, new HttpCheck { Name = "health", Path = "/healthz", TimeoutSeconds = 3, Retries = 1 }],
+                DemoChecks,
                 new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
                 "1.0.0", Slot.Blue, "/"), Actor.System, CancellationToken.None);
         }

@@ -6,7 +6,8 @@ namespace ControlPlane.IntegrationTests.Infrastructure;
 public static class TestApplications
 {
     /// <param name="routerPort">The embedded router's listenPort; a fresh free port when null (0 lets the router pick one, kept from then on).</param>
-    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy, int? routerPort = null)
+    /// <param name="checks">The application's checks; one HTTP check of <c>/</c> when null.</param>
+    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy, int? routerPort = null, object? checks = null)
     {
         var dll = Core.Deployers.DemoAppLocator.Find() ?? throw new InvalidOperationException("The demo app is not built.");
         var response = await admin.PostAsJsonAsync("/api/v1/applications", new
@@ -26,7 +27,7 @@ public static class TestApplications
                     startTimeoutSeconds = 30,
                 },
             },
-            checks = new[] { new { name = "home", path = "/" } },
+            checks = checks ?? new[] { new { name = "home", path = "/" } },
             policy,
             initialVersion = "1.0.0",
         }, TestContext.Current.CancellationToken);
