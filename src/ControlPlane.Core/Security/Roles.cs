@@ -17,6 +17,7 @@ public enum Permission
     ManageFreezeWindows,
     OverrideFreeze,
     ManageUsers,
+    OverrideSchemaGuard,
 }
 
 /// <summary>The role rules, in one place: API endpoints, pages and the hub all ask this table.</summary>
@@ -36,6 +37,7 @@ public static class Permissions
         [Permission.ManageFreezeWindows] = [Role.Admin],
         [Permission.OverrideFreeze] = [Role.Admin],
         [Permission.ManageUsers] = [Role.Admin],
+        [Permission.OverrideSchemaGuard] = [Role.Admin],
     };
 
     public static IReadOnlyList<Role> RolesFor(Permission permission) => Allowed[permission];
