@@ -24,14 +24,14 @@ public static class DdlGuard
         // Columns given a default anywhere in the script (SET NOT NULL is fine for those: the live version's inserts get it).
         var defaulted = new HashSet<string>(StringComparer.Ordinal);
         foreach (var s in statements)
-            foreach (var action in AlterTableActions(s.Words))
+            foreach (var action in AlterTableActions(s.Keywords))
             {
                 if (ColumnAction(action) is ({ } column, var rest) && StartsWith(rest, "SET", "DEFAULT")) defaulted.Add(column);
                 if (action.Count > 0 && action[0] == "ADD" && Has(action, "DEFAULT") && AddedColumn(action) is { } added) defaulted.Add(added);
             }
         foreach (var s in statements)
-            foreach (var reason in Reasons(s.Words, defaulted))
-                findings.Add(new(s.Number, s.Shown, reason));
+            foreach (var reason in Reasons(s.Keywords, defaulted))
+                findings.Add(new(s.Number, s.Shown, Named(reason, s)));
         return findings;
     }
 
@@ -142,6 +142,17 @@ public static class DdlGuard
         i < w.Count && w[i] == "MATERIALIZED" && i + 1 < w.Count ? "MATERIALIZED " + w[i + 1] : i < w.Count ? w[i] : "";
 
     private static bool Has(IReadOnlyList<string> w, string word) => w.Contains(word);
+
+    /// <summary>Names in reasons come from the upper-cased keywords; show them as the script wrote them.</summary>
+    private static string Named(string reason, SqlStatement s)
+    {
+        foreach (var (upper, written) in s.Keywords.Zip(s.Words).Where(p => p.First != p.Second && !p.Second.StartsWith('"')).DistinctBy(p => p.First))
+            if (!Keyword(upper)) reason = System.Text.RegularExpressions.Regex.Replace(reason, $@"\b{System.Text.RegularExpressions.Regex.Escape(upper)}\b", written.Replace("$", "$$"));
+        return reason;
+    }
+
+    private static bool Keyword(string word) => word is "ALTER" or "COLUMN" or "TABLE" or "DROP" or "TYPE" or "SET" or "NOT" or "NULL" or "DEFAULT"
+        or "ADD" or "RENAME" or "SCHEMA" or "TRUNCATE" or "REVOKE" or "DO" or "VIEW" or "MATERIALIZED" or "INDEX" or "CONSTRAINT" or "DATA" or "ON";
 
     private static bool HasSequence(IReadOnlyList<string> w, params string[] seq)
     {

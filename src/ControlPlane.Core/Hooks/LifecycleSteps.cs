@@ -135,10 +135,10 @@ public sealed class LifecycleSteps(
         return true;
     }
 
-    /// <summary>A failed contract/postHold runs again after a growing pause (30 s, 1, 2, 4 … up to 15 min); traffic is not touched.</summary>
+    /// <summary>A failed contract/postHold runs again after a growing pause (5, 10, 20 s … up to 15 min); traffic is not touched.</summary>
     internal static DateTimeOffset? RetryAt(DeploymentStep step, DateTimeOffset now)
     {
-        var pause = TimeSpan.FromSeconds(Math.Min(900, 30 * Math.Pow(2, Math.Max(0, step.Attempts - 1))));
+        var pause = TimeSpan.FromSeconds(Math.Min(900, 5 * Math.Pow(2, Math.Max(0, step.Attempts - 1))));
         var at = (step.FinishedAt ?? now) + pause;
         return now >= at ? null : at;
     }

@@ -5,6 +5,9 @@ namespace ControlPlane.Core.Hooks;
 /// <summary>One statement of a script: its text as written and its words outside comments, strings and quoted names.</summary>
 public sealed record SqlStatement(int Number, string Text, IReadOnlyList<string> Words)
 {
+    /// <summary>The words as keywords compare: upper-cased (a quoted name keeps its case and quotes, so it never equals a keyword).</summary>
+    public IReadOnlyList<string> Keywords { get; } = [.. Words.Select(w => w.StartsWith('"') ? w : w.ToUpperInvariant())];
+
     /// <summary>The statement for a message: whitespace collapsed, at most 120 characters.</summary>
     public string Shown
     {
@@ -19,7 +22,7 @@ public sealed record SqlStatement(int Number, string Text, IReadOnlyList<string>
 /// <summary>
 /// Splits PostgreSQL scripts into statements: <c>--</c> and (nested) <c>/* */</c> comments, <c>'…'</c> strings (with
 /// <c>''</c>, and backslash escapes in <c>E'…'</c>), <c>"…"</c> identifiers and <c>$tag$…$tag$</c> dollar quoting are
-/// skipped, so a <c>;</c> inside them does not end a statement. Words are upper-cased keywords and names outside those;
+/// skipped, so a <c>;</c> inside them does not end a statement. Words are keywords and names as written outside those;
 /// a quoted identifier becomes one word <c>"…"</c> and a string literal the word <c>'</c>.
 /// Not handled: psql meta-commands (<c>\i</c>, <c>\copy</c>), <c>COPY … FROM stdin</c> data, and what runs inside function
 /// bodies or <c>DO</c> blocks (the guard refuses <c>DO</c> in expand because it cannot see inside).
@@ -63,7 +66,7 @@ public static class SqlScript
             else if (c == '\'')
             {
                 var escapes = i > 0 && (script[i - 1] is 'E' or 'e') && (i < 2 || !IsWordChar(script[i - 2]));
-                if (escapes && words.Count > 0 && words[^1] == "E") words.RemoveAt(words.Count - 1);
+                if (escapes && words.Count > 0 && words[^1] is "E" or "e") words.RemoveAt(words.Count - 1);
                 i++;
                 while (i < n)
                 {
@@ -109,7 +112,7 @@ public static class SqlScript
             {
                 var from = i;
                 while (i < n && IsWordChar(script[i])) i++;
-                words.Add(script[from..i].ToUpperInvariant());
+                words.Add(script[from..i]);
             }
             else if (char.IsWhiteSpace(c)) i++;
             else
