@@ -37,15 +37,27 @@ public static class SqlScript
         var i = 0;
         var n = script.Length;
 
+        var textStart = -1; // where the statement's first word is (leading comments are not part of its text)
         void EndStatement(int end)
         {
-            var text = script[start..end].Trim();
+            var text = script[(textStart < 0 ? start : textStart)..end].Trim();
+            textStart = -1;
             if (words.Count > 0) statements.Add(new(statements.Count + 1, text, [.. words]));
             words = [];
             start = end + 1;
         }
 
         while (i < n)
+        {
+            var tokenStart = i;
+            var before = words.Count;
+            Step();
+            if (before == 0 && words.Count > 0) textStart = tokenStart;
+        }
+        EndStatement(n);
+        return statements;
+
+        void Step()
         {
             var c = script[i];
             if (c == '-' && i + 1 < n && script[i + 1] == '-')
@@ -121,8 +133,6 @@ public static class SqlScript
                 i++;
             }
         }
-        EndStatement(n);
-        return statements;
     }
 
     /// <summary>The opening <c>$tag$</c> at <paramref name="at"/>, or null when the <c>$</c> is a parameter like <c>$1</c>.</summary>
