@@ -10,6 +10,7 @@
 //   GET /         {"app":"demo-shop","version":"1.0.0","slot":"blue"}
 //   GET /healthz  {"status":"ok","version":"1.0.0"}
 //   GET /version  the version as plain text
+//   GET /orders   the orders in the demo's own database, read as this version's code would (Orders.cs)
 //
 // Demo version-naming convention (how to see a failing release without editing code):
 //   - a version containing "-fail-verify" (e.g. 2.0.0-fail-verify): /healthz is fine, so the version deploys,
@@ -73,6 +74,7 @@ app.MapGet("/", async Task<IResult> (HttpContext context) =>
 });
 app.MapGet("/healthz", () => TypedResults.Ok(new DemoHealth("ok", info.Version)));
 app.MapGet("/version", () => TypedResults.Text(info.Version));
+app.MapOrders(info); // GET /orders: the demo's orders database (Orders.cs)
 
 await app.RunAsync();
 

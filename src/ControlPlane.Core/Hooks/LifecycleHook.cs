@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace ControlPlane.Core.Hooks;
 
 /// <summary>
@@ -30,6 +32,7 @@ public sealed record LifecycleHook
     public const int MaxTimeoutSeconds = 3600;
     public const int MaxScriptLength = 256 * 1024;
 
+    [JsonIgnore]
     public TimeSpan Timeout => TimeSpan.FromSeconds(TimeoutSeconds ?? (Kind == HookKinds.Http ? 30 : 300));
 
     /// <summary>What the step shows before it runs.</summary>
@@ -142,6 +145,7 @@ public sealed record ApplicationHooks
     public LifecycleHook? PostHold { get; init; }
     public string? SchemaDatabase { get; init; }
 
+    [JsonIgnore]
     public bool IsEmpty => PreDeploy is null && PreSwitch is null && PostSwitch is null && PostHold is null && SchemaDatabase is null;
 
     public IEnumerable<SettingsError> Validate(string prefix, IReadOnlyCollection<string> configuredDatabases)
@@ -193,6 +197,7 @@ public sealed record ReleaseLifecycle
         _ => null,
     };
 
+    [JsonIgnore]
     public IReadOnlyList<string> Steps => [.. HookSteps.All.Where(s => HookFor(s) is not null)];
 }
 
