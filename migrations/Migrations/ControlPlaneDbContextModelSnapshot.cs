@@ -165,6 +165,10 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("jsonb")
                         .HasColumnName("deployer_settings");
 
+                    b.Property<string>("Hooks")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("hooks");
+
                     b.Property<string>("LiveSlot")
                         .IsRequired()
                         .HasMaxLength(8)
@@ -320,6 +324,11 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("from_version");
 
+                    b.Property<string>("HeldHook")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("held_hook");
+
                     b.Property<string>("HoldReason")
                         .HasColumnType("text")
                         .HasColumnName("hold_reason");
@@ -331,6 +340,10 @@ namespace ControlPlane.Migrations.Migrations
                     b.Property<string>("LeaseOwner")
                         .HasColumnType("text")
                         .HasColumnName("lease_owner");
+
+                    b.Property<string>("Lifecycle")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("lifecycle");
 
                     b.Property<DateTimeOffset?>("MonitoredAt")
                         .HasColumnType("timestamp with time zone")
@@ -445,9 +458,17 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
                     b.Property<Guid>("DeploymentId")
                         .HasColumnType("uuid")
                         .HasColumnName("deployment_id");
+
+                    b.Property<int?>("ExitStatus")
+                        .HasColumnType("integer")
+                        .HasColumnName("exit_status");
 
                     b.Property<DateTimeOffset?>("FinishedAt")
                         .HasColumnType("timestamp with time zone")
@@ -466,6 +487,10 @@ namespace ControlPlane.Migrations.Migrations
                     b.Property<int>("Order")
                         .HasColumnType("integer")
                         .HasColumnName("order");
+
+                    b.Property<string>("Output")
+                        .HasColumnType("text")
+                        .HasColumnName("output");
 
                     b.Property<DateTimeOffset?>("StartedAt")
                         .HasColumnType("timestamp with time zone")

@@ -12,6 +12,7 @@
 //   GET /version  the version as plain text
 //   GET /internal/db-check         {"status":"connected"}  (seed 001's database check)
 //   GET /metrics/cache-hit-ratio   {"hitRatio":0.92}       (seed 001's cache check)
+//   GET /orders   the orders in the demo's own database, read as this version's code would (Orders.cs)
 //
 // Demo version-naming convention (how to see a failing release without editing code):
 //   - a version containing "-fail-verify" (e.g. 2.0.0-fail-verify): /healthz is fine, so the version deploys,
@@ -90,6 +91,7 @@ var dbDown = info.Version.Contains("-db-down", StringComparison.OrdinalIgnoreCas
 var coldCache = info.Version.Contains("-cold-cache", StringComparison.OrdinalIgnoreCase);
 app.MapGet("/internal/db-check", () => TypedResults.Ok(new DemoDbCheck(dbDown ? "disconnected" : "connected")));
 app.MapGet("/metrics/cache-hit-ratio", () => TypedResults.Ok(new DemoCacheRatio(coldCache ? 0.6 : 0.92)));
+app.MapOrders(info); // GET /orders: the demo's orders database (Orders.cs)
 
 await app.RunAsync();
 

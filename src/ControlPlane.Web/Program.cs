@@ -53,6 +53,7 @@ builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();
 builder.Services.AddScoped<ReleaseCommands>();
+builder.Services.AddLifecycleHooks(builder.Configuration, database); // hooks, expand/contract (Core/Hooks)
 // Which host this ControlPlane runs on: slot processes and embedded routers belong to one host (README, "Replicas").
 builder.Services.AddSingleton(new RuntimeHost(builder.Configuration["ControlPlane:HostId"] is { Length: > 0 } hostId ? hostId : Environment.MachineName));
 // How long a rollback request waits for the runtime leader before answering 202 with where to poll.

@@ -69,6 +69,9 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Property(a => a.Policy).HasColumnType("jsonb").HasConversion(
                 v => JsonSerializer.Serialize(v, json),
                 v => JsonSerializer.Deserialize<ReleasePolicy>(v, json) ?? new ReleasePolicy());
+            e.Property(a => a.Hooks).HasColumnType("jsonb").HasConversion(
+                v => v == null ? null : JsonSerializer.Serialize(v, json),
+                v => v == null ? null : JsonSerializer.Deserialize<Hooks.ApplicationHooks>(v, json));
             e.OwnsOne(a => a.Blue, s => MapSlot(s, "blue"));
             e.OwnsOne(a => a.Green, s => MapSlot(s, "green"));
             e.Property(a => a.RowVersion).IsRowVersion();
@@ -94,6 +97,10 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Property(d => d.RollbackRequestedBy).HasMaxLength(128);
             e.Property(d => d.RollbackRequestedByKind).HasConversion<string>().HasMaxLength(16);
             e.Ignore(d => d.RollbackPending);
+            e.Property(d => d.Lifecycle).HasColumnType("jsonb").HasConversion(
+                v => v == null ? null : JsonSerializer.Serialize(v, json),
+                v => v == null ? null : JsonSerializer.Deserialize<Hooks.ReleaseLifecycle>(v, json));
+            e.Property(d => d.HeldHook).HasMaxLength(32);
             e.Ignore(d => d.RollbackRequester);
             e.HasOne<Application>().WithMany().HasForeignKey(d => d.ApplicationId).OnDelete(DeleteBehavior.Restrict);
             // The database itself refuses a second in-flight deployment for an application.

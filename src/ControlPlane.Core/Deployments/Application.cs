@@ -28,6 +28,9 @@ public sealed class Application : IRecordsAuditEvents
     public List<HttpCheck> Checks { get; private set; } = [];
     public ReleasePolicy Policy { get; private set; } = new();
 
+    /// <summary>Lifecycle hooks (preDeploy, preSwitch, postSwitch, postHold) and the schema database; null when none.</summary>
+    public Hooks.ApplicationHooks? Hooks { get; private set; }
+
     /// <summary>Path requested through the router after a switch to prove which version answers.</summary>
     public string VerifyPath { get; private set; } = "/";
 
@@ -59,7 +62,7 @@ public sealed class Application : IRecordsAuditEvents
 
     public static Application Register(string name, string routerKind, string routerSettings, string deployerKind,
         string deployerSettings, IEnumerable<HttpCheck> checks, ReleasePolicy policy, string initialVersion, Slot liveSlot,
-        string verifyPath, Actor by, DateTimeOffset now)
+        string verifyPath, Actor by, DateTimeOffset now, Hooks.ApplicationHooks? hooks = null)
     {
         var app = new Application
         {
@@ -74,12 +77,13 @@ public sealed class Application : IRecordsAuditEvents
             Checks = [.. checks],
             Policy = policy,
             VerifyPath = verifyPath,
+            Hooks = hooks is { IsEmpty: false } ? hooks : null,
         };
         var live = app.SlotStatusOf(liveSlot);
         live.Version = initialVersion;
         live.State = SlotRunState.Starting;
         app.Record(by, "application.registered", now, after: $"{liveSlot.Name()} {initialVersion} live",
-            details: JsonSerializer.Serialize(new { routerKind, deployerKind, policy, checks = app.Checks, initialVersion }));
+            details: JsonSerializer.Serialize(new { routerKind, deployerKind, policy, checks = app.Checks, initialVersion, hooks = app.Hooks }));
         return app;
     }
 

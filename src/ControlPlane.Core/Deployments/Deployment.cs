@@ -9,7 +9,7 @@ namespace ControlPlane.Core.Deployments;
 /// The deployment owns its transitions (PRODUCT.md §3); each one checks the state, records an audit event, and
 /// sets when the worker should look at it next. Callers never set <see cref="State"/>.
 /// </summary>
-public sealed class Deployment : IRecordsAuditEvents
+public sealed partial class Deployment : IRecordsAuditEvents
 {
     private readonly List<AuditEvent> _pendingAuditEvents = [];
 
@@ -330,6 +330,7 @@ public sealed class Deployment : IRecordsAuditEvents
         Expect(Monitoring);
         FinishStep(StepNames.Monitor, StepState.Succeeded, message, now);
         Finish(Succeeded, Actor.System, now, "deployment.succeeded", null, message);
+        WakeForStepsAfterHold(now); // contract / postHold hooks (Hooks/Deployment.Hooks.cs)
     }
 
     /// <summary>Traffic went back to the previous slot (automatic breach or a person's rollback).</summary>

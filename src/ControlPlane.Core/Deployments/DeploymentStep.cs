@@ -22,6 +22,13 @@ public sealed class DeploymentStep
     public DateTimeOffset? StartedAt { get; internal set; }
     public DateTimeOffset? FinishedAt { get; internal set; }
     public string? Message { get; internal set; }
+
+    /// <summary>A hook step's captured output (truncated), exit code or HTTP status, and how many times it was started.</summary>
+    public string? Output { get; internal set; }
+    public int? ExitStatus { get; internal set; }
+    public int Attempts { get; internal set; }
+
+    internal void PlaceAt(int order) => Order = order;
 }
 
 public static class StepNames

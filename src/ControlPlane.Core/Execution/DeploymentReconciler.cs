@@ -15,7 +15,7 @@ namespace ControlPlane.Core.Execution;
 /// </summary>
 public sealed class DeploymentReconciler(
     ControlPlaneDbContext db, ProviderRegistry providers, CheckRunner checks, TrafficSwitch trafficSwitch,
-    RuntimeHost host, TimeProvider time, ILogger<DeploymentReconciler> logger)
+    RuntimeHost host, TimeProvider time, ILogger<DeploymentReconciler> logger, Hooks.LifecycleSteps? lifecycle = null)
 {
     private static readonly TimeSpan DeployPollFloor = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan WrongHostRetry = TimeSpan.FromSeconds(30);
@@ -37,6 +37,9 @@ public sealed class DeploymentReconciler(
         Deployment? d = null;
         try
         {
+            // Hook steps (Hooks/LifecycleSteps.cs) run before the step of the state they precede, outside the locks.
+            if (lifecycle is not null && await lifecycle.RunDueAsync(deploymentId, cancellationToken)) return false;
+            db.ChangeTracker.Clear();
             await using (var tx = await db.Database.BeginTransactionAsync(cancellationToken))
             {
                 (app, d) = await LockAsync(deploymentId, cancellationToken);

@@ -12,14 +12,16 @@ namespace ControlPlane.Core.Execution;
 
 public sealed record RegisterApplication(
     string Name, string RouterKind, JsonElement RouterSettings, string DeployerKind, JsonElement DeployerSettings,
-    IReadOnlyList<HttpCheck> Checks, ReleasePolicy Policy, string InitialVersion, Slot LiveSlot, string VerifyPath);
+    IReadOnlyList<HttpCheck> Checks, ReleasePolicy Policy, string InitialVersion, Slot LiveSlot, string VerifyPath,
+    Hooks.ApplicationHooks? Hooks = null);
 
 /// <summary>
 /// What people and pipelines can ask of the release flow (API and pages call these). Each command validates, applies the
 /// domain transition and saves it with its audit event; the worker is woken by the NOTIFY that the save sends.
 /// </summary>
 public sealed partial class ReleaseCommands(
-    ControlPlaneDbContext db, ProviderRegistry providers, ChangeNotifier notifier, RollbackWait rollbackWait, TimeProvider time)
+    ControlPlaneDbContext db, ProviderRegistry providers, ChangeNotifier notifier, RollbackWait rollbackWait, TimeProvider time,
+    Hooks.SchemaDatabases? schemaDatabases = null)
 {
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\z")]
     private static partial Regex VersionPattern();
@@ -53,6 +55,7 @@ public sealed partial class ReleaseCommands(
         else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
         for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
         errors.AddRange(request.Policy.Validate("policy"));
+        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? []));
         if (errors.Count > 0) throw new ValidationException(errors);
 
         if (await db.Applications.AnyAsync(a => a.Name == request.Name, cancellationToken))
@@ -60,15 +63,16 @@ public sealed partial class ReleaseCommands(
 
         var app = Application.Register(request.Name, request.RouterKind, request.RouterSettings.GetRawText(), request.DeployerKind,
             request.DeployerSettings.GetRawText(), request.Checks, request.Policy, request.InitialVersion, request.LiveSlot,
-            request.VerifyPath, by, time.GetUtcNow());
+            request.VerifyPath, by, time.GetUtcNow(), request.Hooks);
         db.Applications.Add(app);
         await SaveAsync(cancellationToken);
         return app;
     }
 
     public async Task<Deployment> StartReleaseAsync(string application, string? version, string? reason, Actor by, CancellationToken cancellationToken,
-        FreezeOverride? freezeOverride = null)
+        FreezeOverride? freezeOverride = null, Hooks.SchemaRequest? schema = null)
     {
+        Hooks.ReleasePlanner.Validate(schema);
         if (VersionError(version) is { } error) throw DomainException.Invalid("version", $"version {error}.");
         if (reason?.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
         var overrideReason = CheckOverride(freezeOverride);
@@ -91,6 +95,7 @@ public sealed partial class ReleaseCommands(
         var d = Deployment.Request(app, version!, by, string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(), now);
         if (freeze is not null)
             d.RecordFreezeOverride(by, overrideReason!, "release", freeze.Window.Name, freeze.Window.Id, freeze.End, now);
+        await Hooks.ReleasePlanner.PlanAsync(db, app, d, schema, by, now, cancellationToken);
         db.Deployments.Add(d);
         try
         {
@@ -202,7 +207,12 @@ public sealed partial class ReleaseCommands(
             var releasing = await db.Deployments.AsNoTracking()
                 .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && BeforeSwitch.Contains(d.State), cancellationToken);
             if (current is null || releasing is not null || !app.IsRollbackAvailable(now) || previous.Version is null)
+            {
+                // Across a contract the reason is the schema, not the slot: redeploying the old version is refused too.
+                if (previous.Version is { } older && await Hooks.ReleasePlanner.ContractOlderThanAsync(db, app, older, cancellationToken) is { } contracted)
+                    throw DomainException.Conflict($"Rollback of {app.Name} to {older} refused: {contracted}");
                 throw DomainException.Conflict(TrafficSwitch.NoWarmSlotMessage(app, releasing));
+            }
             if (!previous.Healthy)
                 throw DomainException.Conflict(TrafficSwitch.PreviousUnhealthyMessage(app, previous.Message));
             live = current;

@@ -18,6 +18,7 @@ public enum Permission
     OverrideFreeze,
     ManageUsers,
     ManageWebhooks,
+    OverrideSchemaGuard,
 }
 
 /// <summary>The role rules, in one place: API endpoints, pages and the hub all ask this table.</summary>
@@ -38,6 +39,7 @@ public static class Permissions
         [Permission.OverrideFreeze] = [Role.Admin],
         [Permission.ManageUsers] = [Role.Admin],
         [Permission.ManageWebhooks] = [Role.Admin],
+        [Permission.OverrideSchemaGuard] = [Role.Admin],
     };
 
     public static IReadOnlyList<Role> RolesFor(Permission permission) => Allowed[permission];

@@ -3,6 +3,7 @@ using ControlPlane.Core.Audit;
 using ControlPlane.Core.Checks;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Governance;
+using ControlPlane.Core.Hooks;
 
 namespace ControlPlane.Web.Api;
 
@@ -12,9 +13,16 @@ public sealed record KindAndSettings(string? Kind, JsonElement? Settings);
 
 public sealed record RegisterApplicationRequest(
     string? Name, KindAndSettings? Router, KindAndSettings? Deployer, List<HttpCheck>? Checks, ReleasePolicy? Policy,
-    string? InitialVersion, Slot? LiveSlot, string? VerifyPath);
+    string? InitialVersion, Slot? LiveSlot, string? VerifyPath, ApplicationHooks? Hooks = null);
 
-public sealed record StartReleaseRequest(string? Version, string? Reason, FreezeOverrideRequest? FreezeOverride = null);
+public sealed record StartReleaseRequest(string? Version, string? Reason, FreezeOverrideRequest? FreezeOverride = null,
+    ReleaseSchema? Schema = null, DdlOverrideRequest? DdlOverride = null);
+
+/// <summary>An Admin lets an expand script the schema guard refused run anyway; the reason is audited.</summary>
+public sealed record DdlOverrideRequest(string? Reason);
+
+/// <summary>What to do with a hook step that was interrupted: <c>runAgain</c> or <c>done</c>, and why.</summary>
+public sealed record ResolveHookRequest(string? Decision, string? Reason);
 public sealed record FreezeOverrideRequest(string? Reason);
 public sealed record SwitchRequest(FreezeOverrideRequest? FreezeOverride = null);
 
@@ -39,9 +47,12 @@ public sealed record ApplicationSummaryDto(string Name, Slot LiveSlot, string? L
 
 public sealed record ApplicationDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
     InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil, ReleasePolicy Policy, KindAndSettings Router,
-    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt, string? RuntimeHost);
+    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt, string? RuntimeHost,
+    ApplicationHooks? Hooks = null);
 
-public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message);
+/// <param name="Output">A hook step's captured output (truncated); <paramref name="ExitStatus"/> its exit code or HTTP status.</param>
+public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message,
+    string? Output = null, int? ExitStatus = null, int? Attempts = null);
 public sealed record ApprovalDto(string By, DateTimeOffset At, string? Comment, DateTimeOffset? ExpiresAt, bool Valid);
 
 public sealed record FreezeOccurrenceDto(DateTimeOffset Start, DateTimeOffset End, string EndLocal);
@@ -54,7 +65,7 @@ public sealed record DeploymentDto(Guid Id, string Application, string Version, 
     DeploymentState State, string RequestedBy, string? Reason, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt, string? Outcome, IReadOnlyList<StepDto> Steps, IReadOnlyList<ApprovalDto> Approvals, int RequiredApprovals,
     DateTimeOffset? MonitoringUntil, int ValidApprovals, int? ApprovalValidForSeconds, bool BreakGlassRollback,
-    double? MonitoredSeconds, RollbackRequestDto? Rollback);
+    double? MonitoredSeconds, RollbackRequestDto? Rollback, ReleaseLifecycle? Lifecycle = null, string? HeldHook = null);
 
 /// <summary>The last rollback asked of a release: <c>state</c> is pending, done or refused (with why).</summary>
 public sealed record RollbackRequestDto(Guid Id, string RequestedBy, DateTimeOffset? RequestedAt, string? Reason, bool Automatic, string State, string? Refusal);
@@ -84,17 +95,19 @@ public static class Dto
 
     public static ApplicationDto Detail(Application a, Deployment? inFlight) =>
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil, a.Policy,
-            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt, a.RuntimeHost);
+            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt, a.RuntimeHost,
+            a.Hooks);
 
     public static DeploymentDto Deployment(Deployment d) => Deployment(d, DateTimeOffset.UtcNow);
 
     public static DeploymentDto Deployment(Deployment d, DateTimeOffset now) =>
         new(d.Id, d.ApplicationName, d.Version, d.FromVersion, d.FromSlot, d.TargetSlot, d.State, d.RequestedBy, d.Reason,
             d.CreatedAt, d.UpdatedAt, d.FinishedAt, d.Outcome,
-            [.. d.Steps.OrderBy(s => s.Order).Select(s => new StepDto(s.Name, s.State, s.StartedAt, s.FinishedAt, s.Message))],
+            [.. d.Steps.OrderBy(s => s.Order).Select(s => new StepDto(s.Name, s.State, s.StartedAt, s.FinishedAt, s.Message,
+                s.Output, s.ExitStatus, HookSteps.IsHookStep(s.Name) ? s.Attempts : null))],
             [.. d.Approvals.OrderBy(a => a.At).Select(a => new ApprovalDto(a.By, a.At, a.Comment, a.ExpiresAt, a.IsValidAt(now)))],
             d.RequiredApprovals, d.MonitoringUntil, d.ValidApprovals(now).Count, d.ApprovalValidForSeconds, d.BreakGlassRollback,
-            d.MonitoredAt is null ? null : Math.Round(d.MonitoredSeconds, 1), Rollback(d));
+            d.MonitoredAt is null ? null : Math.Round(d.MonitoredSeconds, 1), Rollback(d), d.Lifecycle, d.HeldHook);
 
     private static RollbackRequestDto? Rollback(Deployment d) => d.RollbackRequestId is not { } id ? null : new(id, d.RollbackRequestedBy ?? "",
         d.RollbackRequestedAt, d.RollbackReason, d.RollbackAutomatic,

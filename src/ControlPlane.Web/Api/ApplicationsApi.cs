@@ -53,14 +53,15 @@ public static class ApplicationsApi
             var app = await commands.RegisterAsync(new RegisterApplication(
                 body.Name ?? "", body.Router!.Kind!, body.Router.Settings ?? EmptyObject, body.Deployer!.Kind!,
                 body.Deployer.Settings ?? EmptyObject, body.Checks ?? [], body.Policy ?? new ReleasePolicy(), body.InitialVersion!,
-                body.LiveSlot ?? Slot.Blue, body.VerifyPath ?? "/"), http.ToActor(), ct);
+                body.LiveSlot ?? Slot.Blue, body.VerifyPath ?? "/", body.Hooks), http.ToActor(), ct);
             // The runtime leader (on whichever replica) hears the registration and brings it up; publicUrl appears then.
             return TypedResults.Created($"/api/v1/applications/{app.Name}", Dto.Detail(app, null));
         }).RequirePermission(Permission.RegisterApplication);
 
         apps.MapPost("/{name}/deployments", async (string name, StartReleaseRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
         {
-            var d = await commands.StartReleaseAsync(name, body.Version, body.Reason, http.ToActor(), ct, body.FreezeOverride.ToOverride(http));
+            var d = await commands.StartReleaseAsync(name, body.Version, body.Reason, http.ToActor(), ct, body.FreezeOverride.ToOverride(http),
+                HooksApi.SchemaRequest(body, http));
             return TypedResults.Accepted($"/api/v1/deployments/{d.Id}", Dto.Deployment(d));
         }).RequirePermission(Permission.StartRelease);
 

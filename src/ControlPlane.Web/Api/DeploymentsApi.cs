@@ -32,6 +32,7 @@ public static class DeploymentsApi
             TypedResults.Ok(Dto.Deployment(await commands.AbortAsync(id, http.ToActor(), body.Reason, ct))))
             .RequirePermission(Permission.Abort);
 
+        deployments.MapHooksApi();
         return api;
     }
 }

@@ -4,6 +4,7 @@ using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployers;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Execution;
+using ControlPlane.Core.Hooks;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -57,9 +58,11 @@ public static class DemoSeeder
         if (options.Enabled != true) return;
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
+        var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("ControlPlane.Demo");
+        // On every start: the schema database is registered in memory, and the cluster's port may have changed.
+        var ordersFile = await DemoOrdersDatabase.EnsureAsync(services, logger);
         if (await db.Applications.AnyAsync(a => a.Name == DemoOptions.ApplicationName)) return;
 
-        var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("ControlPlane.Demo");
         var dll = DemoAppLocator.Find(options.AppPath);
         if (dll is null)
         {
@@ -75,6 +78,7 @@ public static class DemoSeeder
             greenPort = LoopbackPorts.PickForLater(),
             healthPath = "/healthz",
             startTimeoutSeconds = 30,
+            environment = ordersFile is null ? new Dictionary<string, string>() : new() { [DemoOrdersDatabase.EnvironmentVariable] = ordersFile },
         };
         var router = new { listenAddress = options.RouterAddress, listenPort = options.RouterPort };
         try
@@ -85,7 +89,8 @@ public static class DemoSeeder
                 "process", JsonSerializer.SerializeToElement(deployer),
                 DemoChecks,
                 new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
-                "1.0.0", Slot.Blue, "/"), Actor.System, CancellationToken.None);
+                "1.0.0", Slot.Blue, "/",
+                ordersFile is null ? null : new ApplicationHooks { SchemaDatabase = DemoOrdersDatabase.SchemaDatabaseName }), Actor.System, CancellationToken.None);
         }
         catch (ValidationException ex)
         {

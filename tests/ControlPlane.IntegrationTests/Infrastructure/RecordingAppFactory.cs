@@ -19,11 +19,15 @@ public sealed class RecordingAppFactory : WebApplicationFactory<Program>
     public const string AdminToken = "recording-admin-token";
     private readonly string _connectionString;
     private readonly double _rollbackWaitSeconds;
+    private readonly IReadOnlyDictionary<string, string?> _settings;
 
-    private RecordingAppFactory(string connectionString, double rollbackWaitSeconds)
+    private RecordingAppFactory(string connectionString, double rollbackWaitSeconds, IReadOnlyDictionary<string, string?>? settings = null,
+        string? dataDirectory = null)
     {
+        DataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("cp-rec-").FullName;
         _connectionString = connectionString;
         _rollbackWaitSeconds = rollbackWaitSeconds;
+        _settings = settings ?? new Dictionary<string, string?>();
         Router = new RecordingRouter(Log, "recording");
         Deployer = new RecordingDeployer(Log, Router, "recording");
     }
@@ -31,11 +35,24 @@ public sealed class RecordingAppFactory : WebApplicationFactory<Program>
     public CallLog Log { get; } = new();
     public RecordingRouter Router { get; }
     public RecordingDeployer Deployer { get; }
-    public string DataDirectory { get; } = Directory.CreateTempSubdirectory("cp-rec-").FullName;
+    public string DataDirectory { get; }
+
+    /// <summary>Leave the data directory (audit key) behind on dispose, for a restart on the same state.</summary>
+    public bool KeepDataDirectory { get; set; }
+
+    public string ConnectionString => _connectionString;
 
     public static async Task<RecordingAppFactory> StartAsync(PostgresFixture postgres, double rollbackWaitSeconds = 10)
     {
         var factory = new RecordingAppFactory(await postgres.CreateDatabaseAsync("rec"), rollbackWaitSeconds);
+        _ = factory.Services;
+        return factory;
+    }
+
+    /// <summary>On a given database (e.g. again after a stop, as a restart would) and with further configuration.</summary>
+    public static RecordingAppFactory Start(string connectionString, IReadOnlyDictionary<string, string?>? settings = null, string? dataDirectory = null)
+    {
+        var factory = new RecordingAppFactory(connectionString, 10, settings, dataDirectory);
         _ = factory.Services;
         return factory;
     }
@@ -49,6 +66,7 @@ public sealed class RecordingAppFactory : WebApplicationFactory<Program>
         builder.UseSetting("ControlPlane:Bootstrap:AdminToken", AdminToken);
         builder.UseSetting("ControlPlane:RollbackWaitSeconds", _rollbackWaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureTestServices(services =>
         {
             services.AddSingleton<ITrafficRouter>(Router);
@@ -82,6 +100,6 @@ public sealed class RecordingAppFactory : WebApplicationFactory<Program>
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
-        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { }
+        if (!KeepDataDirectory) try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { }
     }
 }

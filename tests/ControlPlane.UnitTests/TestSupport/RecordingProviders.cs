@@ -95,7 +95,11 @@ public sealed class RecordingDeployer(CallLog log, RecordingRouter router, strin
 
     public IReadOnlyList<SettingsError> ValidateSettings(JsonElement settings) => [];
 
-    public Uri EndpointOf(DeployerBinding binding, Slot slot) => new($"http://127.0.0.1:{(slot == Slot.Blue ? 9 : 10)}/");
+    /// <summary>Endpoints a test serves for a slot (<c>app/Blue</c>); others get a port nothing listens on.</summary>
+    public ConcurrentDictionary<string, Uri> Endpoints { get; } = new();
+
+    public Uri EndpointOf(DeployerBinding binding, Slot slot) =>
+        Endpoints.TryGetValue($"{binding.Application}/{slot}", out var served) ? served : new($"http://127.0.0.1:{(slot == Slot.Blue ? 9 : 10)}/");
 
     public async Task<SlotDeployResult> DeployAsync(DeployerBinding binding, Slot slot, string version, CancellationToken cancellationToken)
     {

@@ -1,0 +1,39 @@
+using Npgsql;
+
+/// <summary>
+/// GET /orders reads the demo's orders database the way each version's code would: 1.x reads <c>customer_name</c>, 2.x
+/// reads <c>customer_email</c> falling back to <c>customer_name</c> (it works before and after the 2.0.0 expand), 3.x and
+/// later read only <c>customer_email</c>. A column the version needs that is gone answers 500 — which is what the demo's
+/// "orders" check sees. Without DEMO_ORDERS_DB_FILE (no orders database) it answers 200 with a note.
+/// </summary>
+internal static class Orders
+{
+    public static void MapOrders(this WebApplication app, DemoInfo info)
+    {
+        var major = int.TryParse(info.Version.Split('.', '-')[0], out var m) ? m : 1;
+        var customer = major >= 3 ? "customer_email" : major == 2 ? "coalesce(customer_email, customer_name)" : "customer_name";
+        app.MapGet("/orders", async Task<IResult> (CancellationToken cancellationToken) =>
+        {
+            var file = Environment.GetEnvironmentVariable("DEMO_ORDERS_DB_FILE");
+            if (string.IsNullOrEmpty(file)) return TypedResults.Ok(new DemoOrders(info.Version, customer, [], "no orders database configured"));
+            try
+            {
+                // Read on every request: the file is rewritten when ControlPlane's embedded cluster comes back on another port.
+                await using var connection = new NpgsqlConnection((await File.ReadAllTextAsync(file, cancellationToken)).Trim());
+                await connection.OpenAsync(cancellationToken);
+                await using var command = new NpgsqlCommand($"SELECT id, {customer} FROM orders ORDER BY id LIMIT 20", connection);
+                var orders = new List<DemoOrder>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) orders.Add(new(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+                return TypedResults.Ok(new DemoOrders(info.Version, customer, orders, null));
+            }
+            catch (Exception ex) when (ex is NpgsqlException or IOException)
+            {
+                return TypedResults.Json(new DemoError($"demo: {info.Version} cannot read orders: {(ex as PostgresException)?.MessageText ?? ex.Message}"), statusCode: 500);
+            }
+        });
+    }
+}
+
+internal sealed record DemoOrder(long Id, string? Customer);
+internal sealed record DemoOrders(string Version, string Reads, IReadOnlyList<DemoOrder> Orders, string? Note);
