@@ -202,7 +202,7 @@ public sealed partial class ReleaseCommands(
             var releasing = await db.Deployments.AsNoTracking()
                 .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && BeforeSwitch.Contains(d.State), cancellationToken);
             if (current is null || releasing is not null || !app.IsRollbackAvailable(now) || previous.Version is null)
-                throw DomainException.Conflict(TrafficSwitch.NoWarmSlotMessage(app, releasing));
+                throw DomainException.Conflict(TrafficSwitch.NoWarmSlotMessage(app, releasing, current?.FromVersion));
             if (!previous.Healthy)
                 throw DomainException.Conflict(TrafficSwitch.PreviousUnhealthyMessage(app, previous.Message));
             live = current;

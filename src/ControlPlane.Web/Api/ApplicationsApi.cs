@@ -3,6 +3,7 @@ using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Execution;
 using ControlPlane.Core.Security;
+using ControlPlane.Web.Queries;
 using ControlPlane.Web.Security;
 using ControlPlane.Web.Workers;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -16,11 +17,11 @@ public static class ApplicationsApi
     {
         var apps = api.MapGroup("/applications").WithTags("Applications");
 
-        apps.MapGet("/", async (ControlPlaneDbContext db, CancellationToken ct) =>
+        // The same read as the overview page (Queries.ApplicationStatusQuery): last outcome, what needs a person.
+        apps.MapGet("/", async (ControlPlaneDbContext db, TimeProvider time, CancellationToken ct) =>
         {
-            var list = await db.Applications.AsNoTracking().OrderBy(a => a.Name).ToListAsync(ct);
-            var inFlight = await InFlightByApplicationAsync(db, ct);
-            return TypedResults.Ok(list.Select(a => Dto.Summary(a, inFlight.GetValueOrDefault(a.Id))).ToList());
+            var now = time.GetUtcNow();
+            return TypedResults.Ok((await ApplicationStatusQuery.AllAsync(db, ct)).Select(s => Dto.Summary(s, now)).ToList());
         }).RequirePermission(Permission.ViewApplications);
 
         apps.MapGet("/{name}", async Task<Results<Ok<ApplicationDto>, ProblemHttpResult>> (string name, ControlPlaneDbContext db, CancellationToken ct) =>
