@@ -83,6 +83,47 @@ public sealed class Application : IRecordsAuditEvents
         return app;
     }
 
+    /// <summary>
+    /// An Admin's edit of what registration set (policy, checks, router, deployer, verify path). Audited as
+    /// <c>application.edited</c> with each changed field's before and after; a no-op when nothing changes. A changed router or
+    /// deployer is brought up again by the runtime (the public URL is cleared until it reports the new one).
+    /// </summary>
+    /// <returns>The changed fields (dotted paths), empty when nothing changed.</returns>
+    public IReadOnlyList<string> Reconfigure(string routerKind, string routerSettings, string deployerKind, string deployerSettings,
+        IEnumerable<HttpCheck> checks, ReleasePolicy policy, string verifyPath, Actor by, DateTimeOffset now, string? reason)
+    {
+        var before = ConfigurationJson();
+        var routerChanged = routerKind != RouterKind || !JsonEquals(routerSettings, RouterSettings);
+        var deployerChanged = deployerKind != DeployerKind || !JsonEquals(deployerSettings, DeployerSettings);
+        RouterKind = routerKind;
+        RouterSettings = routerSettings;
+        DeployerKind = deployerKind;
+        DeployerSettings = deployerSettings;
+        Checks = [.. checks];
+        Policy = policy;
+        VerifyPath = verifyPath;
+        var changes = ConfigurationDiff.Between(before, ConfigurationJson());
+        if (changes.Count == 0) return [];
+        // The runtime brings the application up again with what changed: a router on its new port, slots with the new deployer.
+        if (routerChanged || deployerChanged) PublicUrl = null;
+        Record(by, "application.edited", now, before: string.Join(", ", changes.Keys), after: routerChanged || deployerChanged ? "runtime brought up again" : "saved",
+            reason: reason, details: JsonSerializer.Serialize(new { changes }, ConfigurationDiff.Json));
+        return [.. changes.Keys];
+    }
+
+    /// <summary>What an edit may change, as one JSON document (the audit diff is taken between two of these).</summary>
+    public JsonElement ConfigurationJson() => JsonSerializer.SerializeToElement(new
+    {
+        router = new { kind = RouterKind, settings = RouterSettingsJson },
+        deployer = new { kind = DeployerKind, settings = DeployerSettingsJson },
+        checks = Checks,
+        policy = Policy,
+        verifyPath = VerifyPath,
+    }, ConfigurationDiff.Json);
+
+    private static bool JsonEquals(string a, string b) =>
+        ConfigurationDiff.Between(JsonSerializer.Deserialize<JsonElement>(a), JsonSerializer.Deserialize<JsonElement>(b)).Count == 0;
+
     /// <summary>Records the slot's observed state; returns whether anything visible changed.</summary>
     public bool ObserveSlot(Slot slot, SlotRunState state, string? version, bool healthy, string? message, DateTimeOffset now)
     {

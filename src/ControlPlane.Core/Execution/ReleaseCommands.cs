@@ -43,16 +43,7 @@ public sealed partial class ReleaseCommands(
         var errors = new List<SettingsError>();
         if (NameError(request.Name) is { } nameError) errors.Add(new("name", nameError));
         if (VersionError(request.InitialVersion) is { } versionError) errors.Add(new("initialVersion", versionError));
-        if (string.IsNullOrEmpty(request.VerifyPath) || !request.VerifyPath.StartsWith('/'))
-            errors.Add(new("verifyPath", "must be an absolute path such as /"));
-        var router = providers.FindRouter(request.RouterKind);
-        if (router is null) errors.Add(new("router.kind", $"must be one of: {string.Join(", ", providers.RouterKinds.Order())}"));
-        else errors.AddRange(router.ValidateSettings(request.RouterSettings).Select(e => e with { Field = "router.settings." + e.Field }));
-        var deployer = providers.FindDeployer(request.DeployerKind);
-        if (deployer is null) errors.Add(new("deployer.kind", $"must be one of: {string.Join(", ", providers.DeployerKinds.Order())}"));
-        else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
-        for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
-        errors.AddRange(request.Policy.Validate("policy"));
+        errors.AddRange(ConfigurationErrors(request));
         if (errors.Count > 0) throw new ValidationException(errors);
 
         if (await db.Applications.AnyAsync(a => a.Name == request.Name, cancellationToken))
@@ -64,6 +55,23 @@ public sealed partial class ReleaseCommands(
         db.Applications.Add(app);
         await SaveAsync(cancellationToken);
         return app;
+    }
+
+    /// <summary>What registration and an edit both check: everything an application is configured with (not its name or first version).</summary>
+    public IReadOnlyList<SettingsError> ConfigurationErrors(RegisterApplication request)
+    {
+        var errors = new List<SettingsError>();
+        if (string.IsNullOrEmpty(request.VerifyPath) || !request.VerifyPath.StartsWith('/'))
+            errors.Add(new("verifyPath", "must be an absolute path such as /"));
+        var router = providers.FindRouter(request.RouterKind);
+        if (router is null) errors.Add(new("router.kind", $"must be one of: {string.Join(", ", providers.RouterKinds.Order())}"));
+        else errors.AddRange(router.ValidateSettings(request.RouterSettings).Select(e => e with { Field = "router.settings." + e.Field }));
+        var deployer = providers.FindDeployer(request.DeployerKind);
+        if (deployer is null) errors.Add(new("deployer.kind", $"must be one of: {string.Join(", ", providers.DeployerKinds.Order())}"));
+        else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
+        for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
+        errors.AddRange(request.Policy.Validate("policy"));
+        return errors;
     }
 
     public async Task<Deployment> StartReleaseAsync(string application, string? version, string? reason, Actor by, CancellationToken cancellationToken,

@@ -24,14 +24,42 @@ public static class ApplicationsApi
             return TypedResults.Ok((await ApplicationStatusQuery.AllAsync(db, ct)).Select(s => Dto.Summary(s, now)).ToList());
         }).RequirePermission(Permission.ViewApplications);
 
-        apps.MapGet("/{name}", async Task<Results<Ok<ApplicationDto>, ProblemHttpResult>> (string name, ControlPlaneDbContext db, CancellationToken ct) =>
+        apps.MapGet("/{name}", async Task<Results<Ok<ApplicationDto>, ProblemHttpResult>> (string name, ControlPlaneDbContext db, HttpContext http, CancellationToken ct) =>
         {
             var app = await db.Applications.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name, ct);
             if (app is null) return NotFound($"Application '{name}' does not exist.");
             var inFlight = await db.Deployments.AsNoTracking()
                 .FirstOrDefaultAsync(d => d.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(d.State), ct);
+            // What an edit sends back in If-Match, so a concurrent edit is refused rather than silently overwritten.
+            http.Response.Headers.ETag = ETagOf(app);
             return TypedResults.Ok(Dto.Detail(app, inFlight));
         }).RequirePermission(Permission.ViewApplications);
+
+        // An edit takes the registration's own body and rules (name, initialVersion and liveSlot may be left out; if given they
+        // must match). Audited with each changed field's before and after; a changed router or deployer is brought up again
+        // by the runtime leader, not here.
+        apps.MapPut("/{name}", async Task<Results<Ok<ApplicationDto>, ProblemHttpResult>> (
+            string name, RegisterApplicationRequest body, ReleaseCommands commands, ControlPlaneDbContext db, HttpContext http, CancellationToken ct) =>
+        {
+            var errors = new List<Core.SettingsError>();
+            if (body.Router?.Kind is null) errors.Add(new("router.kind", "is required"));
+            if (body.Deployer?.Kind is null) errors.Add(new("deployer.kind", "is required"));
+            uint? expected = null;
+            if (http.Request.Headers.IfMatch.ToString() is { Length: > 0 } ifMatch)
+            {
+                if (uint.TryParse(ifMatch.Trim().Trim('"'), out var v)) expected = v;
+                else errors.Add(new("If-Match", "must be the ETag of GET /api/v1/applications/{name}, such as \"1234\""));
+            }
+            if (errors.Count > 0) throw new ValidationException(errors);
+            var current = await db.Applications.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name, ct);
+            if (current is null) return NotFound($"Application '{name}' does not exist.");
+            var (app, _) = await commands.EditAsync(name, new RegisterApplication(
+                body.Name ?? name, body.Router!.Kind!, body.Router.Settings ?? EmptyObject, body.Deployer!.Kind!,
+                body.Deployer.Settings ?? EmptyObject, body.Checks ?? [], body.Policy ?? new ReleasePolicy(), body.InitialVersion ?? current.LiveVersion ?? "",
+                body.LiveSlot ?? current.LiveSlot, body.VerifyPath ?? "/"), expected, null, http.ToActor(), ct);
+            http.Response.Headers.ETag = ETagOf(app);
+            return TypedResults.Ok(Dto.Detail(app, null));
+        }).RequirePermission(Permission.RegisterApplication);
 
         apps.MapGet("/{name}/deployments", async Task<Results<Ok<List<DeploymentDto>>, ProblemHttpResult>> (
             string name, int? limit, ControlPlaneDbContext db, CancellationToken ct) =>
@@ -87,7 +115,5 @@ public static class ApplicationsApi
     internal static ProblemHttpResult NotFound(string detail) =>
         TypedResults.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Not found");
 
-    internal static async Task<Dictionary<Guid, Deployment>> InFlightByApplicationAsync(ControlPlaneDbContext db, CancellationToken ct) =>
-        (await db.Deployments.AsNoTracking().Where(d => DeploymentStates.InFlight.Contains(d.State)).ToListAsync(ct))
-        .ToDictionary(d => d.ApplicationId);
+    internal static string ETagOf(Application app) => $"\"{app.RowVersion}\"";
 }
