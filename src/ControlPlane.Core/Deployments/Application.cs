@@ -43,6 +43,9 @@ public sealed class Application : IRecordsAuditEvents
     /// <summary>Until when the previous slot stays warm so a rollback is an instant router flip (null = no rollback possible).</summary>
     public DateTimeOffset? RollbackAvailableUntil { get; private set; }
 
+    /// <summary>When an Admin archived it (null = active). Archived applications keep their history and audit; nothing runs.</summary>
+    public DateTimeOffset? ArchivedAt { get; private set; }
+
     public uint RowVersion { get; private set; }
 
     public IReadOnlyList<AuditEvent> PendingAuditEvents => _pendingAuditEvents;
@@ -109,6 +112,38 @@ public sealed class Application : IRecordsAuditEvents
         Record(by, "application.edited", now, before: string.Join(", ", changes.Keys), after: routerChanged || deployerChanged ? "runtime brought up again" : "saved",
             reason: reason, details: JsonSerializer.Serialize(new { changes }, ConfigurationDiff.Json));
         return [.. changes.Keys];
+    }
+
+    /// <summary>What archiving stops, in words (the confirmation names it, and so does the audit event).</summary>
+    public string RuntimeDescription =>
+        string.Join(", ", new[] { Slot.Blue, Slot.Green }.Select(s => SlotStatusOf(s) is { } st && st.State != SlotRunState.Stopped
+            ? $"slot {s.Name()} ({st.Version ?? "empty"}, {DeployerKind})" : null).OfType<string>()
+            .Append($"the {RouterKind} router{(PublicUrl is null ? "" : $" at {PublicUrl}")}"));
+
+    /// <summary>An Admin archives the application: the runtime leader stops its slots and router; its history and audit stay.</summary>
+    public void Archive(Actor by, string? reason, DateTimeOffset now)
+    {
+        if (ArchivedAt is not null) throw DomainException.Conflict($"{Name} was already archived at {ArchivedAt:u}.");
+        Record(by, "application.archived", now, before: $"{LiveSlot.Name()} {LiveVersion} live", after: $"archived; stopping {RuntimeDescription}", reason: reason);
+        ArchivedAt = now;
+        RollbackAvailableUntil = null;
+    }
+
+    /// <summary>The runtime stopped what an archived application ran. Returns whether this changed anything.</summary>
+    public bool RuntimeStopped(string what, DateTimeOffset now)
+    {
+        if (ArchivedAt is null || (PublicUrl is null && Blue.State == SlotRunState.Stopped && Green.State == SlotRunState.Stopped)) return false;
+        Record(Actor.System, "application.runtime-stopped", now, before: what, after: "nothing runs", reason: "application archived");
+        PublicUrl = null;
+        foreach (var slot in new[] { Slot.Blue, Slot.Green })
+        {
+            var st = SlotStatusOf(slot);
+            st.State = SlotRunState.Stopped;
+            st.Healthy = false;
+            st.Message = "stopped: application archived";
+            st.ObservedAt = now;
+        }
+        return true;
     }
 
     /// <summary>What an edit may change, as one JSON document (the audit diff is taken between two of these).</summary>

@@ -45,4 +45,32 @@ public sealed partial class ReleaseCommands
         }
         return (app, changed);
     }
+
+    /// <summary>
+    /// Archives an application (refused while a release is in flight): recorded and audited here; the runtime leader stops its
+    /// slots and router on its next round. <paramref name="confirm"/> must repeat the application's name.
+    /// </summary>
+    public async Task<Application> ArchiveAsync(string name, string? confirm, string? reason, Actor by, CancellationToken cancellationToken)
+    {
+        var app = await FindApplicationAsync(name, cancellationToken);
+        if (confirm != app.Name)
+            throw DomainException.Invalid("confirm", $"confirm must repeat the application's name ({app.Name}): archiving stops {app.RuntimeDescription}. " +
+                                                     "Its releases and audit trail are kept.");
+        if (reason?.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
+        var inFlight = await db.Deployments.AsNoTracking()
+            .Where(d => d.ApplicationId == app.Id && DeploymentStates.InFlight.Contains(d.State)).Select(d => new { d.Version, d.State })
+            .FirstOrDefaultAsync(cancellationToken);
+        if (inFlight is not null)
+            throw DomainException.Conflict($"{app.Name} has a release in flight ({inFlight.Version}, {inFlight.State}); abort it or let it end before archiving.");
+        app.Archive(by, string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(), time.GetUtcNow());
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            throw DomainException.Conflict($"{app.Name} was changed at the same time; look again and repeat.");
+        }
+        return app;
+    }
 }

@@ -274,9 +274,13 @@ public sealed partial class ReleaseCommands(
         }
     }
 
-    private async Task<Application> FindApplicationAsync(string name, CancellationToken cancellationToken) =>
-        await db.Applications.SingleOrDefaultAsync(a => a.Name == name, cancellationToken)
-        ?? throw DomainException.NotFound($"Application '{name}' does not exist.");
+    private async Task<Application> FindApplicationAsync(string name, CancellationToken cancellationToken)
+    {
+        var app = await db.Applications.SingleOrDefaultAsync(a => a.Name == name, cancellationToken)
+                  ?? throw DomainException.NotFound($"Application '{name}' does not exist.");
+        if (app.ArchivedAt is { } at) throw DomainException.Conflict($"{name} was archived at {at:u}; its history is kept, but nothing can be done to it.");
+        return app;
+    }
 
     private async Task SaveAsync(CancellationToken cancellationToken)
     {

@@ -45,7 +45,8 @@ public sealed record LastReleaseDto(Guid Id, string Version, DeploymentState Sta
 
 public sealed record ApplicationDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
     InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil, ReleasePolicy Policy, KindAndSettings Router,
-    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt, string? RuntimeHost);
+    KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt, string? RuntimeHost,
+    DateTimeOffset? ArchivedAt = null);
 
 public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message);
 public sealed record ApprovalDto(string By, DateTimeOffset At, string? Comment, DateTimeOffset? ExpiresAt, bool Valid);
@@ -98,7 +99,7 @@ public static class Dto
 
     public static ApplicationDto Detail(Application a, Deployment? inFlight) =>
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil, a.Policy,
-            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt, a.RuntimeHost);
+            new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt, a.RuntimeHost, a.ArchivedAt);
 
     public static DeploymentDto Deployment(Deployment d) => Deployment(d, DateTimeOffset.UtcNow);
 

@@ -87,6 +87,16 @@ public static class ApplicationsApi
             return TypedResults.Created($"/api/v1/applications/{app.Name}", Dto.Detail(app, null));
         }).RequirePermission(Permission.RegisterApplication);
 
+        // Archive: recorded (and audited) here, carried out by the runtime leader, which stops the slots and the router.
+        // The query's confirm must repeat the name; without it the 400 says exactly what would be stopped.
+        apps.MapDelete("/{name}", async Task<Results<Accepted<ApplicationDto>, ProblemHttpResult>> (
+            string name, string? confirm, string? reason, ReleaseCommands commands, ControlPlaneDbContext db, HttpContext http, CancellationToken ct) =>
+        {
+            if (!await db.Applications.AnyAsync(a => a.Name == name, ct)) return NotFound($"Application '{name}' does not exist.");
+            var app = await commands.ArchiveAsync(name, confirm, reason, http.ToActor(), ct);
+            return TypedResults.Accepted($"/api/v1/applications/{app.Name}", Dto.Detail(app, null));
+        }).RequirePermission(Permission.RegisterApplication);
+
         apps.MapPost("/{name}/deployments", async (string name, StartReleaseRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
         {
             var d = await commands.StartReleaseAsync(name, body.Version, body.Reason, http.ToActor(), ct, body.FreezeOverride.ToOverride(http));

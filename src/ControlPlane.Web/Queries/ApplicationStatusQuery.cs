@@ -91,7 +91,7 @@ public sealed record ApplicationStatus(Application App, Deployment? InFlight, De
 public static class ApplicationStatusQuery
 {
     public static async Task<List<ApplicationStatus>> AllAsync(ControlPlaneDbContext db, CancellationToken cancellationToken) =>
-        await ReadAsync(db, await db.Applications.AsNoTracking().OrderBy(a => a.Name).ToListAsync(cancellationToken), cancellationToken);
+        await ReadAsync(db, await db.Applications.AsNoTracking().Where(a => a.ArchivedAt == null).OrderBy(a => a.Name).ToListAsync(cancellationToken), cancellationToken);
 
     public static async Task<ApplicationStatus?> OneAsync(ControlPlaneDbContext db, string name, CancellationToken cancellationToken)
     {

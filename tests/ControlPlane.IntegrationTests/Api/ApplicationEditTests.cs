@@ -88,6 +88,53 @@ public sealed class ApplicationEditTests(PostgresFixture postgres) : IAsyncLifet
         Assert.Equal(HttpStatusCode.NotFound, (await PutAsync(admin, "no-such-app", body, null)).StatusCode);
     }
 
+    [Fact]
+    public async Task Archive_asks_for_confirmation_naming_what_stops_then_the_runtime_stops_slots_and_router_and_history_stays()
+    {
+        using var admin = _factory.Admin();
+        const string app = "archive-me";
+        var publicUrl = await TestApplications.RegisterDemoCopyAsync(admin, app, new { requiredApprovals = 0, switchOnApproval = true, monitoringWindowSeconds = 1 });
+        var release = (await admin.StartReleaseAsync(app, "2.0.0")).GetProperty("id").GetString()!;
+        await admin.WaitForStateAsync(release, "Succeeded");
+
+        var unconfirmed = await admin.DeleteAsync($"/api/v1/applications/{app}", Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, unconfirmed.StatusCode);
+        var problem = await unconfirmed.JsonAsync();
+        Assert.True(problem.GetProperty("errors").TryGetProperty("confirm", out _), problem.ToString());
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.Contains("slot green (2.0.0, process)", detail);
+        Assert.Contains($"the embedded router at {publicUrl}", detail);
+        Assert.Equal(("2.0.0", "green"), await ApiCalls.PublicAnswerAsync(publicUrl));
+
+        using var manager = await _factory.ClientWithRoleAsync("rita", "ReleaseManager");
+        Assert.Equal(HttpStatusCode.Forbidden, (await manager.DeleteAsync($"/api/v1/applications/{app}?confirm={app}", Ct)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Accepted, (await admin.DeleteAsync($"/api/v1/applications/{app}?confirm={app}&reason=retired", Ct)).StatusCode);
+        // The runtime leader stops what ran, on its next round.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (ControlPlaneProcess.SlotProcesses(app).Any() && DateTime.UtcNow < deadline) await Task.Delay(250, Ct);
+        Assert.Empty(ControlPlaneProcess.SlotProcesses(app));
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => ApiCalls.PublicAnswerAsync(publicUrl));
+
+        Assert.DoesNotContain((await admin.GetJsonAsync("/api/v1/applications")).EnumerateArray(), a => a.GetProperty("name").GetString() == app);
+        var archived = await admin.GetJsonAsync($"/api/v1/applications/{app}");
+        Assert.Equal(JsonValueKind.String, archived.GetProperty("archivedAt").ValueKind);
+        Assert.Single((await admin.GetJsonAsync($"/api/v1/applications/{app}/deployments")).EnumerateArray());
+        var audit = (await admin.GetJsonAsync($"/api/v1/audit?application={app}")).GetProperty("items").EnumerateArray().ToList();
+        Assert.Contains(audit, e => e.GetProperty("action").GetString() == "application.archived" && e.GetProperty("reason").GetString() == "retired");
+        deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!audit.Any(e => e.GetProperty("action").GetString() == "application.runtime-stopped") && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(250, Ct);
+            audit = (await admin.GetJsonAsync($"/api/v1/audit?application={app}")).GetProperty("items").EnumerateArray().ToList();
+        }
+        Assert.Single(audit, e => e.GetProperty("action").GetString() == "application.runtime-stopped");
+
+        var again = await admin.PostJsonAsync($"/api/v1/applications/{app}/deployments", new { version = "3.0.0" });
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Contains("archived", (await again.JsonAsync()).GetProperty("detail").GetString());
+    }
+
     private static async Task<(JsonObject Body, string ETag)> ReadForEditAsync(HttpClient admin, string app)
     {
         var response = await admin.GetAsync($"/api/v1/applications/{app}", Ct);
