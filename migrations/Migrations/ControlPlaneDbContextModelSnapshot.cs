@@ -145,6 +145,10 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<DateTimeOffset?>("ArchivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("archived_at");
+
                     b.Property<string>("Checks")
                         .IsRequired()
                         .HasColumnType("jsonb")

@@ -92,7 +92,7 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
 
         await alice.GotoAsync("/");
         await Expect(alice.Locator($"[data-app={App}]")).ToContainTextAsync($"live {NewVersion}");
-        await Expect(alice.GetByTestId("rollback-countdown")).ToBeVisibleAsync();
+        await Expect(alice.Locator($"[data-app={App}]").GetByTestId("rollback-button")).ToHaveTextAsync("Roll back to 1.0.0");
         await browser.ScreenshotAsync(alice, "overview-after-switch");
     }
 
@@ -114,7 +114,7 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         await using var browser = await Browser.LaunchAsync();
         var oscar = await browser.SignInAsync(server.BaseAddress, "oscar", "OnCall");
         var card = oscar.Locator($"[data-app={App}]");
-        await Expect(card.GetByTestId("rollback-readiness")).ToContainTextAsync("Rollback to blue 1.0.0 ready for");
+        await Expect(card.GetByTestId("rollback-button")).ToHaveTextAsync("Roll back to 1.0.0");
         // On-call may roll back but never start a release.
         await Expect(card.GetByTestId("new-release-link")).ToHaveCountAsync(0);
         await browser.ScreenshotAsync(oscar, "overview-on-call");

@@ -46,6 +46,9 @@ public sealed class Application : IRecordsAuditEvents
     /// <summary>Until when the previous slot stays warm so a rollback is an instant router flip (null = no rollback possible).</summary>
     public DateTimeOffset? RollbackAvailableUntil { get; private set; }
 
+    /// <summary>When an Admin archived it (null = active). Archived applications keep their history and audit; nothing runs.</summary>
+    public DateTimeOffset? ArchivedAt { get; private set; }
+
     public uint RowVersion { get; private set; }
 
     public IReadOnlyList<AuditEvent> PendingAuditEvents => _pendingAuditEvents;
@@ -86,6 +89,81 @@ public sealed class Application : IRecordsAuditEvents
             details: JsonSerializer.Serialize(new { routerKind, deployerKind, policy, checks = app.Checks, initialVersion, hooks = app.Hooks }));
         return app;
     }
+
+    /// <summary>
+    /// An Admin's edit of what registration set (policy, checks, router, deployer, verify path). Audited as
+    /// <c>application.edited</c> with each changed field's before and after; a no-op when nothing changes. A changed router or
+    /// deployer is brought up again by the runtime (the public URL is cleared until it reports the new one).
+    /// </summary>
+    /// <returns>The changed fields (dotted paths), empty when nothing changed.</returns>
+    public IReadOnlyList<string> Reconfigure(string routerKind, string routerSettings, string deployerKind, string deployerSettings,
+        IEnumerable<HttpCheck> checks, ReleasePolicy policy, string verifyPath, Hooks.ApplicationHooks? hooks, Actor by, DateTimeOffset now, string? reason)
+    {
+        var before = ConfigurationJson();
+        var routerChanged = routerKind != RouterKind || !JsonEquals(routerSettings, RouterSettings);
+        var deployerChanged = deployerKind != DeployerKind || !JsonEquals(deployerSettings, DeployerSettings);
+        RouterKind = routerKind;
+        RouterSettings = routerSettings;
+        DeployerKind = deployerKind;
+        DeployerSettings = deployerSettings;
+        Checks = [.. checks];
+        Policy = policy;
+        VerifyPath = verifyPath;
+        Hooks = hooks is { IsEmpty: false } ? hooks : null;
+        var changes = ConfigurationDiff.Between(before, ConfigurationJson());
+        if (changes.Count == 0) return [];
+        // The runtime brings the application up again with what changed: a router on its new port, slots with the new deployer.
+        if (routerChanged || deployerChanged) PublicUrl = null;
+        Record(by, "application.edited", now, before: string.Join(", ", changes.Keys), after: routerChanged || deployerChanged ? "runtime brought up again" : "saved",
+            reason: reason, details: JsonSerializer.Serialize(new { changes }, ConfigurationDiff.Json));
+        return [.. changes.Keys];
+    }
+
+    /// <summary>What archiving stops, in words (the confirmation names it, and so does the audit event).</summary>
+    public string RuntimeDescription =>
+        string.Join(", ", new[] { Slot.Blue, Slot.Green }.Select(s => SlotStatusOf(s) is { } st && st.State != SlotRunState.Stopped
+            ? $"slot {s.Name()} ({st.Version ?? "empty"}, {DeployerKind})" : null).OfType<string>()
+            .Append($"the {RouterKind} router{(PublicUrl is null ? "" : $" at {PublicUrl}")}"));
+
+    /// <summary>An Admin archives the application: the runtime leader stops its slots and router; its history and audit stay.</summary>
+    public void Archive(Actor by, string? reason, DateTimeOffset now)
+    {
+        if (ArchivedAt is not null) throw DomainException.Conflict($"{Name} was already archived at {ArchivedAt:u}.");
+        Record(by, "application.archived", now, before: $"{LiveSlot.Name()} {LiveVersion} live", after: $"archived; stopping {RuntimeDescription}", reason: reason);
+        ArchivedAt = now;
+        RollbackAvailableUntil = null;
+    }
+
+    /// <summary>The runtime stopped what an archived application ran. Returns whether this changed anything.</summary>
+    public bool RuntimeStopped(string what, DateTimeOffset now)
+    {
+        if (ArchivedAt is null || (PublicUrl is null && Blue.State == SlotRunState.Stopped && Green.State == SlotRunState.Stopped)) return false;
+        Record(Actor.System, "application.runtime-stopped", now, before: what, after: "nothing runs", reason: "application archived");
+        PublicUrl = null;
+        foreach (var slot in new[] { Slot.Blue, Slot.Green })
+        {
+            var st = SlotStatusOf(slot);
+            st.State = SlotRunState.Stopped;
+            st.Healthy = false;
+            st.Message = "stopped: application archived";
+            st.ObservedAt = now;
+        }
+        return true;
+    }
+
+    /// <summary>What an edit may change, as one JSON document (the audit diff is taken between two of these).</summary>
+    public JsonElement ConfigurationJson() => JsonSerializer.SerializeToElement(new
+    {
+        router = new { kind = RouterKind, settings = RouterSettingsJson },
+        deployer = new { kind = DeployerKind, settings = DeployerSettingsJson },
+        checks = Checks,
+        policy = Policy,
+        verifyPath = VerifyPath,
+        hooks = Hooks,
+    }, ConfigurationDiff.Json);
+
+    private static bool JsonEquals(string a, string b) =>
+        ConfigurationDiff.Between(JsonSerializer.Deserialize<JsonElement>(a), JsonSerializer.Deserialize<JsonElement>(b)).Count == 0;
 
     /// <summary>Records the slot's observed state; returns whether anything visible changed.</summary>
     public bool ObserveSlot(Slot slot, SlotRunState state, string? version, bool healthy, string? message, DateTimeOffset now)

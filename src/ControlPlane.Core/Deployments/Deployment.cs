@@ -37,7 +37,7 @@ public sealed partial class Deployment : IRecordsAuditEvents
     /// <summary>Why the checks before the switch were inconclusive; the release waits for a person (no auto-promotion) while set.</summary>
     public string? HoldReason { get; private set; }
 
-    /// <summary>A person rolled this release back (break-glass), as opposed to the automatic rollback on a breach.</summary>
+    /// <summary>A person rolled this release back past something that would otherwise stop a traffic move (a freeze in force).</summary>
     public bool BreakGlassRollback { get; private set; }
     public DateTimeOffset CreatedAt { get; private set; }
     public DateTimeOffset UpdatedAt { get; private set; }
@@ -334,16 +334,19 @@ public sealed partial class Deployment : IRecordsAuditEvents
     }
 
     /// <summary>Traffic went back to the previous slot (automatic breach or a person's rollback).</summary>
-    public void RolledBack(Actor by, string reason, bool automatic, DateTimeOffset now)
+    /// <param name="bypassed">What a person's rollback went past (a freeze in force): only then is it break-glass.</param>
+    public void RolledBack(Actor by, string reason, bool automatic, DateTimeOffset now, string? bypassed = null)
     {
         if (State is not (Monitoring or Succeeded))
             throw DomainException.Conflict($"Deployment {Id} is {State}; only a live release can be rolled back.");
-        if (State == Monitoring) FinishStep(StepNames.Monitor, StepState.Failed, reason, now);
+        // A person ending monitoring is not a failed check: the step says who ended it, not "Failed".
+        if (State == Monitoring)
+            FinishStep(StepNames.Monitor, automatic ? StepState.Failed : StepState.Skipped, automatic ? reason : $"ended by {by.Name}'s rollback: {reason}", now);
         CleanupPending = true;
-        BreakGlassRollback = !automatic;
+        BreakGlassRollback = !automatic && bypassed is not null;
         Finish(DeploymentState.RolledBack, by, now, automatic ? "deployment.auto-rolled-back" : "deployment.rolled-back", reason,
-            $"{(automatic ? "Automatically rolled back" : $"Rolled back by {by.Name} (break-glass)")}: {reason}",
-            Json(new { version = Version, targetSlot = TargetSlot.Name(), automatic, breakGlass = !automatic }));
+            $"{(automatic ? "Automatically rolled back" : $"Rolled back by {by.Name}{(BreakGlassRollback ? $" (break-glass: {bypassed})" : "")}")}: {reason}",
+            Json(new { version = Version, targetSlot = TargetSlot.Name(), automatic, breakGlass = BreakGlassRollback, bypassed }));
     }
 
     /// <summary>

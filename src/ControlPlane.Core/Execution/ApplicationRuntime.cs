@@ -19,7 +19,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
     /// <summary>Makes the given applications (all, when null) serve again from their recorded live slot; returns those that could not.</summary>
     public async Task<IReadOnlyList<Guid>> AttachAllAsync(IReadOnlyCollection<Guid>? only, CancellationToken cancellationToken)
     {
-        var ids = only ?? await db.Applications.Select(a => a.Id).ToListAsync(cancellationToken);
+        var ids = only ?? await db.Applications.Where(a => a.ArchivedAt == null).Select(a => a.Id).ToListAsync(cancellationToken);
         var failed = new List<Guid>();
         foreach (var id in ids)
         {
@@ -38,6 +38,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
     {
         db.ChangeTracker.Clear();
         var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
+        if (app.ArchivedAt is not null) return true; // nothing of it runs any more (housekeeping stops what still did)
         if (host.RefusalFor(app) is { } elsewhere)
         {
             logger.LogWarning("Not bringing {Application} up: {Reason}", app.Name, elsewhere);
@@ -100,7 +101,15 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
         // FOR UPDATE also blocks a new deployment's insert (its foreign-key check) until we are done deciding.
         await db.Database.ExecuteSqlAsync($"SELECT 1 FROM applications WHERE id = {applicationId} FOR UPDATE", cancellationToken);
         var app = await db.Applications.SingleAsync(a => a.Id == applicationId, cancellationToken);
-        if (host.RefusalFor(app) is not null || app.PublicUrl is null) return; // not ours, or not brought up yet
+        if (host.RefusalFor(app) is not null) return; // not ours
+        if (app.ArchivedAt is not null)
+        {
+            await StopArchivedAsync(app, cancellationToken);
+            await db.SaveChangesAsync(cancellationToken);
+            await tx.CommitAsync(cancellationToken);
+            return;
+        }
+        if (app.PublicUrl is null) return; // not brought up yet
         var inFlight = await db.Deployments.Where(d => d.ApplicationId == applicationId && DeploymentStates.InFlight.Contains(d.State))
             .Select(d => new { d.TargetSlot }).FirstOrDefaultAsync(cancellationToken);
         var deployer = providers.DeployerFor(app);
@@ -155,6 +164,19 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
             .OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
         if (live is null || live.RollbackPending) return;
         live.RequestRollback(Actor.System, $"live slot {app.LiveSlot.Name()} ({app.LiveVersion}) stopped serving: {seen.Message}", automatic: true, now);
+    }
+
+    /// <summary>An archived application: both slots and the router are stopped (once; audited), by the runtime that ran them.</summary>
+    private async Task StopArchivedAsync(Application app, CancellationToken cancellationToken)
+    {
+        if (app.PublicUrl is null && app.Blue.State == SlotRunState.Stopped && app.Green.State == SlotRunState.Stopped) return;
+        var what = app.RuntimeDescription;
+        var deployer = providers.DeployerFor(app);
+        var binding = providers.DeployerBindingFor(app);
+        foreach (var slot in new[] { Slot.Blue, Slot.Green }) await deployer.StopAsync(binding, slot, cancellationToken);
+        await providers.RouterFor(app).DetachAsync(app.Name, cancellationToken);
+        app.RuntimeStopped(what, time.GetUtcNow());
+        logger.LogInformation("{Application} is archived: stopped {What}", app.Name, what);
     }
 
     private async Task<SlotDeployResult> ConvergeAsync(ISlotDeployer deployer, DeployerBinding binding, Slot slot, string version, CancellationToken cancellationToken)

@@ -298,7 +298,7 @@ public sealed class DeploymentReconciler(
         if (!app.IsRollbackAvailable(now) || app.SlotStatusOf(app.StandbySlot).Version is null)
         {
             // No warm slot to go back to: keep watching and say so on the step; a person must act.
-            var why = TrafficSwitch.NoWarmSlotMessage(app, releasing: null);
+            var why = TrafficSwitch.NoWarmSlotMessage(app, releasing: null, d.FromVersion);
             logger.LogError("Automatic rollback of {Application} impossible: {Reason}", app.Name, why);
             d.NoteProgress($"BREACH: {reason}. Automatic rollback impossible: {why}", now);
             d.RunAgainAt(now + interval);

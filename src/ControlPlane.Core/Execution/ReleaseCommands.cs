@@ -45,17 +45,7 @@ public sealed partial class ReleaseCommands(
         var errors = new List<SettingsError>();
         if (NameError(request.Name) is { } nameError) errors.Add(new("name", nameError));
         if (VersionError(request.InitialVersion) is { } versionError) errors.Add(new("initialVersion", versionError));
-        if (string.IsNullOrEmpty(request.VerifyPath) || !request.VerifyPath.StartsWith('/'))
-            errors.Add(new("verifyPath", "must be an absolute path such as /"));
-        var router = providers.FindRouter(request.RouterKind);
-        if (router is null) errors.Add(new("router.kind", $"must be one of: {string.Join(", ", providers.RouterKinds.Order())}"));
-        else errors.AddRange(router.ValidateSettings(request.RouterSettings).Select(e => e with { Field = "router.settings." + e.Field }));
-        var deployer = providers.FindDeployer(request.DeployerKind);
-        if (deployer is null) errors.Add(new("deployer.kind", $"must be one of: {string.Join(", ", providers.DeployerKinds.Order())}"));
-        else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
-        for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
-        errors.AddRange(request.Policy.Validate("policy"));
-        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? []));
+        errors.AddRange(ConfigurationErrors(request));
         if (errors.Count > 0) throw new ValidationException(errors);
 
         if (await db.Applications.AnyAsync(a => a.Name == request.Name, cancellationToken))
@@ -67,6 +57,24 @@ public sealed partial class ReleaseCommands(
         db.Applications.Add(app);
         await SaveAsync(cancellationToken);
         return app;
+    }
+
+    /// <summary>What registration and an edit both check: everything an application is configured with (not its name or first version).</summary>
+    public IReadOnlyList<SettingsError> ConfigurationErrors(RegisterApplication request)
+    {
+        var errors = new List<SettingsError>();
+        if (string.IsNullOrEmpty(request.VerifyPath) || !request.VerifyPath.StartsWith('/'))
+            errors.Add(new("verifyPath", "must be an absolute path such as /"));
+        var router = providers.FindRouter(request.RouterKind);
+        if (router is null) errors.Add(new("router.kind", $"must be one of: {string.Join(", ", providers.RouterKinds.Order())}"));
+        else errors.AddRange(router.ValidateSettings(request.RouterSettings).Select(e => e with { Field = "router.settings." + e.Field }));
+        var deployer = providers.FindDeployer(request.DeployerKind);
+        if (deployer is null) errors.Add(new("deployer.kind", $"must be one of: {string.Join(", ", providers.DeployerKinds.Order())}"));
+        else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
+        for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
+        errors.AddRange(request.Policy.Validate("policy"));
+        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? []));
+        return errors;
     }
 
     public async Task<Deployment> StartReleaseAsync(string application, string? version, string? reason, Actor by, CancellationToken cancellationToken,
@@ -211,7 +219,7 @@ public sealed partial class ReleaseCommands(
                 // Across a contract the reason is the schema, not the slot: redeploying the old version is refused too.
                 if (previous.Version is { } older && await Hooks.ReleasePlanner.ContractOlderThanAsync(db, app, older, cancellationToken) is { } contracted)
                     throw DomainException.Conflict($"Rollback of {app.Name} to {older} refused: {contracted}");
-                throw DomainException.Conflict(TrafficSwitch.NoWarmSlotMessage(app, releasing));
+                throw DomainException.Conflict(TrafficSwitch.NoWarmSlotMessage(app, releasing, current?.FromVersion));
             }
             if (!previous.Healthy)
                 throw DomainException.Conflict(TrafficSwitch.PreviousUnhealthyMessage(app, previous.Message));
@@ -276,9 +284,13 @@ public sealed partial class ReleaseCommands(
         }
     }
 
-    private async Task<Application> FindApplicationAsync(string name, CancellationToken cancellationToken) =>
-        await db.Applications.SingleOrDefaultAsync(a => a.Name == name, cancellationToken)
-        ?? throw DomainException.NotFound($"Application '{name}' does not exist.");
+    private async Task<Application> FindApplicationAsync(string name, CancellationToken cancellationToken)
+    {
+        var app = await db.Applications.SingleOrDefaultAsync(a => a.Name == name, cancellationToken)
+                  ?? throw DomainException.NotFound($"Application '{name}' does not exist.");
+        if (app.ArchivedAt is { } at) throw DomainException.Conflict($"{name} was archived at {at:u}; its history is kept, but nothing can be done to it.");
+        return app;
+    }
 
     private async Task SaveAsync(CancellationToken cancellationToken)
     {

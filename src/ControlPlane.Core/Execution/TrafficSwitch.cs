@@ -69,7 +69,7 @@ public sealed class TrafficSwitch(ProviderRegistry providers, TimeProvider time,
         var previousVersion = app.SlotStatusOf(previous).Version;
         if (!app.IsRollbackAvailable(now) || previousVersion is null)
         {
-            Refuse(app, d, NoWarmSlotMessage(app, releasing: null));
+            Refuse(app, d, NoWarmSlotMessage(app, releasing: null, d.FromVersion));
             return;
         }
 
@@ -104,8 +104,8 @@ public sealed class TrafficSwitch(ProviderRegistry providers, TimeProvider time,
         now = time.GetUtcNow();
         app.MakeLive(previous, null);
         app.Record(by, "application.rolled-back", now, d.Id, $"{from.Name()} {fromVersion}", $"{previous.Name()} {previousVersion}", reason,
-            JsonSerializer.Serialize(new { automatic, breakGlass = !automatic, duringFreeze = freeze, proof = proof.Message, requestId = d.RollbackRequestId }));
-        d.RolledBack(by, reason, automatic, now);
+            JsonSerializer.Serialize(new { automatic, breakGlass = !automatic && freeze is not null, duringFreeze = freeze, proof = proof.Message, requestId = d.RollbackRequestId }));
+        d.RolledBack(by, reason, automatic, now, freeze is null ? null : $"during the freeze {freeze}");
         logger.LogWarning("Rolled back {Application} from {From} ({FromVersion}) to {To} ({ToVersion}) by {Actor}: {Reason}",
             app.Name, from.Name(), fromVersion, previous.Name(), previousVersion, by.Name, reason);
     }
@@ -117,7 +117,9 @@ public sealed class TrafficSwitch(ProviderRegistry providers, TimeProvider time,
     }
 
     /// <summary>Why there is nothing warm to roll back to, in words an operator can act on.</summary>
-    public static string NoWarmSlotMessage(Application app, Deployment? releasing)
+    /// <param name="liveBefore">The version that was live before the current one (the live release's <c>FromVersion</c>); a failed or
+    /// aborted release left on the standby slot never was, so it is never offered as the way back.</param>
+    public static string NoWarmSlotMessage(Application app, Deployment? releasing, string? liveBefore = null)
     {
         var previous = app.StandbySlot;
         var previousVersion = app.SlotStatusOf(previous).Version;
@@ -126,9 +128,9 @@ public sealed class TrafficSwitch(ProviderRegistry providers, TimeProvider time,
                    $"{previous.Name()} holds the release in progress ({releasing.Version}, {releasing.State}). Abort that release instead.";
         var why = app.RollbackAvailableUntil is { } until
             ? $"the hold window ended at {until:u}"
-            : previousVersion is null ? "no previous version was ever live" : "it is no longer kept running";
+            : liveBefore is null ? "no earlier version was live through a release" : "it is no longer kept running";
         return $"No warm previous slot to roll back to: {previous.Name()} ({previousVersion ?? "empty"}) is not available ({why}). " +
-               (previousVersion is null ? "" : $"Start a new release of {previousVersion} to go back to it.");
+               (liveBefore is null || liveBefore == app.LiveVersion ? "" : $"Start a new release of {liveBefore} (live before {app.LiveVersion}) to go back to it.");
     }
 
     public static string PreviousUnhealthyMessage(Application app, string? observation)

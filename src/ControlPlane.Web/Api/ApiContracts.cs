@@ -42,13 +42,19 @@ public sealed record SlotDto(string? Version, string State, bool Healthy, string
 public sealed record SlotsDto(SlotDto Blue, SlotDto Green);
 public sealed record InFlightDto(Guid Id, string Version, DeploymentState State);
 
+/// <param name="LastRelease">The last release that ended, with its outcome in words.</param>
+/// <param name="NeedsAttention">What needs a person now (approval waiting, live slot not serving, rollback refused…).</param>
+/// <param name="LiveBefore">The version live before the current one (what a redeploy goes back to); null when none.</param>
 public sealed record ApplicationSummaryDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
-    InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil);
+    InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil, LastReleaseDto? LastRelease = null,
+    IReadOnlyList<string>? NeedsAttention = null, string? LiveBefore = null);
+
+public sealed record LastReleaseDto(Guid Id, string Version, DeploymentState State, DateTimeOffset? FinishedAt, string Summary);
 
 public sealed record ApplicationDto(string Name, Slot LiveSlot, string? LiveVersion, string? PublicUrl, SlotsDto Slots,
     InFlightDto? InFlight, DateTimeOffset? RollbackAvailableUntil, ReleasePolicy Policy, KindAndSettings Router,
     KindAndSettings Deployer, IReadOnlyList<HttpCheck> Checks, string VerifyPath, DateTimeOffset CreatedAt, string? RuntimeHost,
-    ApplicationHooks? Hooks = null);
+    ApplicationHooks? Hooks = null, DateTimeOffset? ArchivedAt = null);
 
 /// <param name="Output">A hook step's captured output (truncated); <paramref name="ExitStatus"/> its exit code or HTTP status.</param>
 public sealed record StepDto(string Name, StepState State, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Message,
@@ -93,10 +99,18 @@ public static class Dto
     public static ApplicationSummaryDto Summary(Application a, Deployment? inFlight) =>
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil);
 
+    public static ApplicationSummaryDto Summary(Queries.ApplicationStatus s, DateTimeOffset now) =>
+        Summary(s.App, s.InFlight) with
+        {
+            LastRelease = s.LastFinished is { } d ? new(d.Id, d.Version, d.State, d.FinishedAt, Queries.ApplicationStatus.Describe(d)) : null,
+            NeedsAttention = s.NeedsAttention(now),
+            LiveBefore = s.LiveBefore,
+        };
+
     public static ApplicationDto Detail(Application a, Deployment? inFlight) =>
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil, a.Policy,
             new(a.RouterKind, a.RouterSettingsJson), new(a.DeployerKind, a.DeployerSettingsJson), a.Checks, a.VerifyPath, a.CreatedAt, a.RuntimeHost,
-            a.Hooks);
+            a.Hooks, a.ArchivedAt);
 
     public static DeploymentDto Deployment(Deployment d) => Deployment(d, DateTimeOffset.UtcNow);
 

@@ -100,7 +100,7 @@ public sealed class ApplicationRuntimeWorker(
         await using (var scope = scopes.CreateAsyncScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
-            pending = await db.Applications.Where(a => a.PublicUrl == null).Select(a => a.Id).ToListAsync(stoppingToken);
+            pending = await db.Applications.Where(a => a.PublicUrl == null && a.ArchivedAt == null).Select(a => a.Id).ToListAsync(stoppingToken);
         }
         var retry = _notAttached.Concat(pending).Distinct().ToList();
         if (retry.Count == 0) return;

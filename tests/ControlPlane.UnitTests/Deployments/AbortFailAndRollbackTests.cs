@@ -162,7 +162,9 @@ public sealed class AbortFailAndRollbackTests
 
         d.RolledBack(People.OnCall, "error rate up", automatic: false, Later);
 
-        Assert.Equal("Rolled back by oscar (break-glass): error rate up", d.Outcome);
+        Assert.Equal("Rolled back by oscar: error rate up", d.Outcome);
+        // Not a failed check: the monitor step says who ended it.
+        Assert.Equal((StepState.Skipped, "ended by oscar's rollback: error rate up"), (d.Step(StepNames.Monitor).State, d.Step(StepNames.Monitor).Message));
         var e = Assert.Single(d.PendingAuditEvents);
         Assert.Equal(("deployment.rolled-back", "oscar", "error rate up"), (e.Action, e.Actor, e.Reason));
     }

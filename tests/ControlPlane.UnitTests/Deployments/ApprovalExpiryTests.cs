@@ -118,18 +118,23 @@ public sealed class ApprovalExpiryTests
     }
 
     [Fact]
-    public void A_persons_rollback_is_flagged_break_glass_and_the_automatic_one_is_not()
+    public void Only_a_persons_rollback_that_bypassed_a_freeze_is_break_glass()
     {
-        var person = ADeployment().InState(DeploymentState.Monitoring).Build();
+        var plain = ADeployment().InState(DeploymentState.Monitoring).Build();
+        var frozen = ADeployment().InState(DeploymentState.Monitoring).Build();
         var auto = ADeployment().InState(DeploymentState.Monitoring).Build();
 
-        person.RolledBack(People.OnCall, "error rate up", automatic: false, T0.AddHours(1));
+        plain.RolledBack(People.OnCall, "error rate up", automatic: false, T0.AddHours(1));
+        frozen.RolledBack(People.OnCall, "error rate up", automatic: false, T0.AddHours(1), bypassed: "during the freeze Incident");
         auto.RolledBack(Actor.System, "breach", automatic: true, T0.AddHours(1));
 
-        Assert.True(person.BreakGlassRollback);
+        Assert.False(plain.BreakGlassRollback);
+        Assert.True(frozen.BreakGlassRollback);
         Assert.False(auto.BreakGlassRollback);
-        Assert.Contains("\"breakGlass\":true", person.PendingAuditEvents.Single().Details);
+        Assert.Contains("\"breakGlass\":false", plain.PendingAuditEvents.Single().Details);
+        Assert.Contains("\"breakGlass\":true", frozen.PendingAuditEvents.Single().Details);
         Assert.Contains("\"breakGlass\":false", auto.PendingAuditEvents.Single().Details);
-        Assert.Equal("Rolled back by oscar (break-glass): error rate up", person.Outcome);
+        Assert.Equal("Rolled back by oscar: error rate up", plain.Outcome);
+        Assert.Equal("Rolled back by oscar (break-glass: during the freeze Incident): error rate up", frozen.Outcome);
     }
 }
