@@ -159,7 +159,7 @@ public sealed class LifecycleSteps(
     {
         if (app.Checks.Count == 0) return expand with { Message = expand.Message + "; the live version has no checks to re-run" };
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), app.LiveSlot);
-        var results = await checks.RunAllAsync(app.Checks, new CheckTarget(endpoint, app.Name, app.LiveSlot, app.LiveVersion), cancellationToken);
+        var results = await checks.RunAllAsync(app.Checks, new CheckTarget(endpoint, app.Name, app.LiveSlot, app.LiveVersion ?? ""), cancellationToken);
         // Only a definite failure proves the expand broke the live version; no evidence (inconclusive) is not proof.
         var failed = results.FirstOrDefault(r => r.Outcome == CheckOutcome.Failed);
         if (failed is null)
