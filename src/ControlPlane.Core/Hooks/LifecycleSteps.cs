@@ -28,6 +28,8 @@ public sealed class LifecycleSteps(
     public async Task<bool> RunDueAsync(Guid deploymentId, CancellationToken cancellationToken)
     {
         db.ChangeTracker.Clear();
+        // Most releases have no hooks: one cheap look before loading anything.
+        if (!await db.Deployments.AnyAsync(x => x.Id == deploymentId && x.Lifecycle != null, cancellationToken)) return false;
         var d = await db.Deployments.SingleOrDefaultAsync(x => x.Id == deploymentId, cancellationToken);
         if (d?.Lifecycle is null || d.RollbackPending) return false;
         var app = await db.Applications.SingleAsync(a => a.Id == d.ApplicationId, cancellationToken);
@@ -113,29 +115,31 @@ public sealed class LifecycleSteps(
     /// </summary>
     private async Task<bool> WaitForHoldEndAsync(Application app, Deployment d, string due, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (app.LiveSlot != d.TargetSlot || app.LiveVersion != d.Version)
+        var gate = AfterHold(app, d, now);
+        if (gate.Skip) d.SkipHookSteps(gate.Message!, now);
+        else if (gate.Next is { } next)
         {
-            d.SkipHookSteps($"not run: {app.Name} no longer serves {d.Version}", now);
-            await db.SaveChangesAsync(cancellationToken);
-            return true;
-        }
-        var previous = app.SlotStatusOf(app.StandbySlot);
-        if (app.RollbackAvailableUntil is { } until && until > now)
-        {
-            d.NoteOnStep(due, $"waits for the end of the hold window ({until:u}): {d.FromVersion} is still warm on {app.StandbySlot.Name()} for instant rollback", now);
-            d.RunAgainAt(until);
-        }
-        else if (previous.State != SlotRunState.Stopped)
-        {
-            d.NoteOnStep(due, $"hold window over; waits for {app.StandbySlot.Name()} ({previous.Version}) to be stopped", now);
-            d.RunAgainAt(now + HoldPoll);
+            d.NoteOnStep(due, gate.Message!, now);
+            d.RunAgainAt(next);
         }
         else return false;
         await db.SaveChangesAsync(cancellationToken);
         return true;
     }
 
-    /// <summary>A failed contract/postHold runs again after a growing pause (5, 10, 20 s … up to 15 min); traffic is not touched.</summary>
+    /// <summary>When a succeeded release's contract/postHold may run: skipped, not yet (message, when to look again), or now.</summary>
+    internal static (bool Skip, string? Message, DateTimeOffset? Next) AfterHold(Application app, Deployment d, DateTimeOffset now)
+    {
+        if (app.LiveSlot != d.TargetSlot || app.LiveVersion != d.Version)
+            return (true, $"not run: {app.Name} no longer serves {d.Version}", null);
+        var previous = app.SlotStatusOf(app.StandbySlot);
+        if (app.RollbackAvailableUntil is { } until && until > now)
+            return (false, $"waits for the end of the hold window ({until:u}): {d.FromVersion} is still warm on {app.StandbySlot.Name()} for instant rollback", until);
+        if (previous.State != SlotRunState.Stopped)
+            return (false, $"hold window over; waits for {app.StandbySlot.Name()} ({previous.Version}) to be stopped", now + HoldPoll);
+        return (false, null, null);
+    }
+
     internal static DateTimeOffset? RetryAt(DeploymentStep step, DateTimeOffset now)
     {
         var pause = TimeSpan.FromSeconds(Math.Min(900, 5 * Math.Pow(2, Math.Max(0, step.Attempts - 1))));
