@@ -24,8 +24,16 @@ var builder = WebApplication.CreateBuilder(args);
 // `dotnet run` serves from the build output, where package assets (MudBlazor, the Blazor script) come through the static
 // web assets manifest; ASP.NET Core only reads it in Development unless asked. Published output has no manifest: no-op.
 builder.WebHost.UseStaticWebAssets();
-if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
-    builder.WebHost.UseUrls("http://localhost:5080");
+var dashboardUrls = builder.Configuration[WebHostDefaults.ServerUrlsKey];
+if (string.IsNullOrEmpty(dashboardUrls))
+    builder.WebHost.UseUrls(dashboardUrls = "http://localhost:5080");
+// Checked before anything starts (database, slot processes, routers): a taken address ends the start with one line.
+if (ListenAddressCheck.FirstTaken(dashboardUrls) is { } taken)
+{
+    Console.Error.WriteLine($"ControlPlane cannot listen on {taken}: the address is in use. Stop what uses it, or start on another address: " +
+                            "dotnet run --project src/ControlPlane.Web -- --urls http://127.0.0.1:5081");
+    return 2;
+}
 
 builder.Services.AddOptions<ControlPlaneOptions>().BindConfiguration(ControlPlaneOptions.Section);
 
@@ -158,10 +166,19 @@ try
     await DemoSeeder.SeedAsync(app.Services);
     await app.RunAsync();
 }
+catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+{
+    // One line a person can act on, instead of a stack trace: the dashboard's address is taken.
+    var urls = dashboardUrls;
+    app.Logger.LogCritical("ControlPlane cannot listen on {Urls}: the address is in use ({Reason}). Stop what uses it, or start on another address: " +
+                           "dotnet run --project src/ControlPlane.Web -- --urls http://127.0.0.1:5081", urls, ex.InnerException?.Message ?? ex.Message);
+    Environment.ExitCode = 2;
+}
 finally
 {
     // Also after a failed start (bad configuration, port in use): never leave the embedded PostgreSQL running behind us.
     await database.DisposeAsync();
 }
+return Environment.ExitCode;
 
 public partial class Program;

@@ -64,6 +64,7 @@ public static class DataPlane
     [
         new("direct to the slot", (b, _) => Task.FromResult(new Target(b.Blue, null, () => Task.CompletedTask))),
         new("embedded router (YARP)", (b, work) => EmbeddedRouterAsync(b, work, [])),
+        new("embedded router, measureTraffic=false", (b, work) => EmbeddedRouterAsync(b, work, ["--measure-traffic", "false"])),
         new("nginx, reload mode", (b, work) => NginxAsync(b, work, lua: false)),
         new("nginx, Lua mode", (b, work) => NginxAsync(b, work, lua: true)),
         // ControlPlane writes keepalive 16; with more client connections than that nginx opens new upstream connections.

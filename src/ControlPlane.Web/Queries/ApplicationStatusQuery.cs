@@ -41,12 +41,18 @@ public sealed record ApplicationStatus(Application App, Deployment? InFlight, De
         if (InFlight is { } d)
         {
             var running = d.Steps.FirstOrDefault(s => s.State == StepState.Running);
-            if (d.State == DeploymentState.AwaitingApproval)
+            if (d.HeldHook is { } hook)
+                reasons.Add($"{d.Version}: hook '{hook}' was interrupted and may have run; a person decides (done or run again)");
+            if (d.State == DeploymentState.AwaitingApproval && d.HoldReason is { } hold)
+                reasons.Add($"{d.Version} held for a person: {hold}");
+            else if (d.State == DeploymentState.AwaitingApproval)
                 reasons.Add($"approval waiting for {d.Version} ({d.ValidApprovals(now).Count} of {d.RequiredApprovals})");
             else if (d.State == DeploymentState.ReadyToSwitch && !App.Policy.SwitchOnApproval)
                 reasons.Add($"{d.Version} ready to switch: a person switches");
             else if (d.State == DeploymentState.Monitoring && running?.Message is { } m && m.StartsWith("BREACH", StringComparison.Ordinal))
                 reasons.Add(m);
+            else if (d.State == DeploymentState.Monitoring && running?.Message is { } note && note.Contains("inconclusive", StringComparison.Ordinal))
+                reasons.Add($"{d.Version} monitoring without full evidence: {note}");
         }
         return reasons;
     }
