@@ -18,9 +18,9 @@
 //   - a version containing "-fail-verify" (e.g. 2.0.0-fail-verify): /healthz is fine, so the version deploys,
 //     but GET / answers 500 {"error":"demo: this version fails verification"}, so the release stops at Verifying
 //     and traffic never moves.
-//   - a version containing "-fail-monitor" (e.g. 2.1.0-fail-monitor): serves normally until it has answered its
-//     first request that came through a proxy (one with an X-Forwarded-For header, which the embedded router adds;
-//     ControlPlane's pre-switch checks call the slot directly and do not), then GET / answers 500 from then on,
+//   - a version containing "-fail-monitor" (e.g. 2.1.0-fail-monitor): serves normally until it has answered
+//     ControlPlane's data-plane probe after the switch (header X-ControlPlane-Probe; or 3 s of traffic through a proxy,
+//     X-Forwarded-For; the pre-switch checks call the slot directly and carry neither), then GET / answers 500 from then on,
 //     so the monitoring checks after the switch breach and ControlPlane rolls back automatically.
 //     /healthz stays 200.
 //   - a version containing "-slow-verify" (e.g. 2.0.0-slow-verify): answers requests that do not come through a proxy
@@ -59,11 +59,17 @@ var app = builder.Build();
 
 if (failsMonitor)
 {
-    // Trips only after the proxied request has been answered, so the router's data-plane check still succeeds.
+    // Trips only after ControlPlane's data-plane probe (X-ControlPlane-Probe, through the router) has been answered, so the
+    // switch itself verifies. Real traffic (the demo's own generator) can reach the new slot a moment before the probe; it
+    // trips the version only once it has flowed for 3 s, for routers whose switch sends no probe.
+    long firstProxiedTicks = 0;
     app.Use(async (context, next) =>
     {
         await next(context);
-        if (context.Request.Headers.ContainsKey("X-Forwarded-For"))
+        if (!context.Request.Headers.ContainsKey("X-Forwarded-For") && !context.Request.Headers.ContainsKey("X-ControlPlane-Probe")) return;
+        var now = Environment.TickCount64;
+        Interlocked.CompareExchange(ref firstProxiedTicks, now, 0);
+        if (context.Request.Headers.ContainsKey("X-ControlPlane-Probe") || now - Interlocked.Read(ref firstProxiedTicks) >= 3000)
             Interlocked.Exchange(ref proxiedRequestAnswered, 1);
     });
 }

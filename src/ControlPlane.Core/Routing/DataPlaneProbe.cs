@@ -78,9 +78,10 @@ public sealed class DataPlaneProbe : IDisposable
         }
     }
 
-    /// <returns>Whether the answer is the expected one, and otherwise what was seen (e.g. "answered 1.0.0 from blue").</returns>
+    /// <summary>Marks ControlPlane's own probe, so an application (the demo) can tell it from real traffic.</summary>
     public const string ProbeHeader = "X-ControlPlane-Probe";
 
+    /// <returns>Whether the answer is the expected one, and otherwise what was seen (e.g. "answered 1.0.0 from blue").</returns>
     private async Task<(bool Verified, string Seen)> AttemptAsync(
         Uri url, Slot expectedSlot, string expectedVersion, TimeSpan timeout, CancellationToken cancellationToken)
     {

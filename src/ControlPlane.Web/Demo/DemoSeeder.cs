@@ -38,6 +38,9 @@ public sealed class DemoOptions
 public static class DemoSeeder
 {
     /// <summary>Seed 001's evidence: the page and health answer, the database is connected and the cache is warm (README, demo versions).</summary>
+    /// <summary>Reads the demo's orders the way the version's code does: the check an expand that breaks the live version fails.</summary>
+    public static readonly HttpCheck OrdersCheck = new() { Name = "orders", Path = "/orders", TimeoutSeconds = 3, Retries = 1 };
+
     public static readonly IReadOnlyList<HttpCheck> DemoChecks =
     [
         new() { Name = "home", Path = "/", TimeoutSeconds = 3, Retries = 1 },
@@ -87,7 +90,7 @@ public static class DemoSeeder
                 DemoOptions.ApplicationName,
                 "embedded", JsonSerializer.SerializeToElement(router),
                 "process", JsonSerializer.SerializeToElement(deployer),
-                DemoChecks,
+                ordersFile is null ? DemoChecks : [.. DemoChecks, OrdersCheck],
                 new ReleasePolicy { RequiredApprovals = 1, MonitoringWindowSeconds = 30, MonitoringIntervalSeconds = 2, HoldWindowSeconds = 600 },
                 "1.0.0", Slot.Blue, "/",
                 ordersFile is null ? null : new ApplicationHooks { SchemaDatabase = DemoOrdersDatabase.SchemaDatabaseName }), Actor.System, CancellationToken.None);
