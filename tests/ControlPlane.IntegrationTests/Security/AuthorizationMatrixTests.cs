@@ -27,6 +27,7 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
         [Permission.ManageFreezeWindows] = [Role.Admin],
         [Permission.OverrideFreeze] = [Role.Admin],
         [Permission.ManageWebhooks] = [Role.Admin],
+        [Permission.OverrideSchemaGuard] = [Role.Admin],
         [Permission.ReadAudit] = [Role.Admin, Role.Auditor],
         [Permission.ViewApplications] = [Role.Admin, Role.ReleaseManager, Role.OnCall, Role.Auditor, Role.Viewer],
     };
@@ -38,6 +39,9 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
     [
         (Permission.RegisterApplication, HttpMethod.Post, "/api/v1/applications", new { }),
         (Permission.StartRelease, HttpMethod.Post, "/api/v1/applications/no-such-app/deployments", new { version = "1.0.1" }),
+        (Permission.StartRelease, HttpMethod.Post, $"/api/v1/deployments/{Missing}/hooks/resolve", new { decision = "done", reason = "test" }),
+        (Permission.RegisterApplication, HttpMethod.Put, "/api/v1/applications/no-such-app", new { }),
+        (Permission.RegisterApplication, HttpMethod.Delete, "/api/v1/applications/no-such-app", null),
         (Permission.Approve, HttpMethod.Post, $"/api/v1/deployments/{Missing}/approve", new { }),
         (Permission.Switch, HttpMethod.Post, $"/api/v1/deployments/{Missing}/switch", null),
         (Permission.Abort, HttpMethod.Post, $"/api/v1/deployments/{Missing}/abort", new { reason = "test" }),
