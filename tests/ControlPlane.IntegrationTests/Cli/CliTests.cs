@@ -72,9 +72,9 @@ public sealed class CliTests(PostgresFixture postgres)
         {
             state = (await admin2.GetJsonAsync($"/api/v1/deployments/{id}")).GetProperty("state").GetString()!;
             Assert.DoesNotContain(state, new[] { "Failed", "Aborted", "RolledBack", "Succeeded" });
-            if (state == "ReadyToSwitch") (await admin2.PostAsJsonAsync($"/api/v1/deployments/{id}/switch", new { }, Ct)).EnsureSuccessStatusCode();
         }
-        // The demo's "-fail-monitor" version breaks on the first request through the router.
+        // switchOnApproval moves it on by itself. The demo's "-fail-monitor" version breaks once the switch's data-plane probe
+        // (or real traffic through the router) has reached it; this request is real traffic.
         using (var http = new HttpClient()) await http.GetAsync(publicUrl, Ct);
         var (exit, stdout, stderr) = await RunAsync(cp, ci, "wait", id, "--timeout", "60");
         Assert.True(exit == 4, $"exit {exit}\n{stdout}\n{stderr}");
