@@ -278,14 +278,18 @@ public sealed class ProcessDeployerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Demo_fail_monitor_version_breaks_after_its_first_proxied_request()
+    public async Task Demo_fail_monitor_version_breaks_after_the_switch_probe_through_the_router()
     {
         var result = await DeployUntilSettledAsync(NewDeployer(), DemoBinding(), Slot.Green, "2.1.0-fail-monitor");
         Assert.Equal(SlotDeployStatus.Ready, result.Status);
         var root = $"http://127.0.0.1:{_greenPort}/";
 
+        // The pre-switch checks call the slot directly; the switch's data-plane probe comes through the router.
         using var direct = await _http.GetAsync(root, Ct);
-        using var proxiedRequest = new HttpRequestMessage(HttpMethod.Get, root) { Headers = { { "X-Forwarded-For", "127.0.0.1" } } };
+        using var proxiedRequest = new HttpRequestMessage(HttpMethod.Get, root)
+        {
+            Headers = { { "X-Forwarded-For", "127.0.0.1" }, { ControlPlane.Core.Routing.DataPlaneProbe.ProbeHeader, "data-plane" } },
+        };
         using var proxied = await _http.SendAsync(proxiedRequest, Ct);
         using var after = await _http.GetAsync(root, Ct);
         using var health = await _http.GetAsync($"http://127.0.0.1:{_greenPort}/healthz", Ct);
