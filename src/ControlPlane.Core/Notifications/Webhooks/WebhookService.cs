@@ -24,24 +24,24 @@ public sealed class WebhookService(ControlPlaneDbContext db, IDataProtectionProv
     {
         var errors = new List<SettingsError>();
         var name = spec.Name?.Trim();
-        if (string.IsNullOrEmpty(name)) errors.Add(new("name", "name is required."));
-        else if (name.Length > 100) errors.Add(new("name", "name must be at most 100 characters."));
+        if (string.IsNullOrEmpty(name)) errors.Add(new("name", "is required."));
+        else if (name.Length > 100) errors.Add(new("name", "must be at most 100 characters."));
         var url = ValidateUrl(spec.Url, options.Value, errors);
         if (spec.Events is null || spec.Events.Count == 0)
-            errors.Add(new("events", $"events is required: a list of {string.Join(", ", WebhookEvents.Subscribable)}, or [\"*\"] for all."));
+            errors.Add(new("events", $"is required: a list of {string.Join(", ", WebhookEvents.Subscribable)}, or [\"*\"] for all."));
         else
             for (var i = 0; i < spec.Events.Count; i++)
                 if (spec.Events[i] != WebhookEvents.All && !WebhookEvents.Subscribable.Contains(spec.Events[i]))
                     errors.Add(new($"events[{i}]", $"'{spec.Events[i]}' is not an event; known: {string.Join(", ", WebhookEvents.Subscribable)} or \"*\"."));
         if (string.IsNullOrEmpty(spec.Secret))
-            errors.Add(new("secret", "secret is required: receivers check the X-ControlPlane-Signature HMAC with it."));
+            errors.Add(new("secret", "is required: receivers check the X-ControlPlane-Signature HMAC with it."));
         else if (spec.Secret.Length < MinSecretLength || spec.Secret.Length > 512)
-            errors.Add(new("secret", $"secret must be {MinSecretLength} to 512 characters."));
+            errors.Add(new("secret", $"must be {MinSecretLength} to 512 characters."));
         var format = WebhookFormat.Json;
         if (spec.Format is not null && (spec.Format.Any(char.IsDigit) || !Enum.TryParse(spec.Format, ignoreCase: true, out format)))
-            errors.Add(new("format", "format must be \"json\", \"slack\" or \"teams\"."));
+            errors.Add(new("format", "must be \"json\", \"slack\" or \"teams\"."));
         if (spec.Application is { } app && !await db.Applications.AnyAsync(a => a.Name == app, cancellationToken))
-            errors.Add(new("application", $"Application '{app}' does not exist."));
+            errors.Add(new("application", $"'{app}' is not a registered application."));
         if (errors.Count == 0 && await db.Set<WebhookSubscription>().AnyAsync(s => s.Name == name, cancellationToken))
             throw DomainException.Conflict($"A webhook named '{name}' already exists.");
         if (errors.Count > 0) throw new ValidationException(errors);
@@ -134,17 +134,17 @@ public sealed class WebhookService(ControlPlaneDbContext db, IDataProtectionProv
     /// <summary>An absolute http(s) URL without user info, to an allowed host; null (with the error) otherwise.</summary>
     public static Uri? ValidateUrl(string? text, WebhookOptions options, List<SettingsError> errors)
     {
-        if (string.IsNullOrWhiteSpace(text)) { errors.Add(new("url", "url is required.")); return null; }
-        if (text.Length > 2048) { errors.Add(new("url", "url must be at most 2048 characters.")); return null; }
+        if (string.IsNullOrWhiteSpace(text)) { errors.Add(new("url", "is required.")); return null; }
+        if (text.Length > 2048) { errors.Add(new("url", "must be at most 2048 characters.")); return null; }
         if (!Uri.TryCreate(text.Trim(), UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
         {
-            errors.Add(new("url", "url must be an absolute http:// or https:// URL."));
+            errors.Add(new("url", "must be an absolute http:// or https:// URL."));
             return null;
         }
-        if (url.UserInfo.Length > 0) { errors.Add(new("url", "url must not carry a user name or password; use the secret.")); return null; }
+        if (url.UserInfo.Length > 0) { errors.Add(new("url", "must not carry a user name or password; use the secret.")); return null; }
         if (!options.AllowsHost(url.IdnHost))
         {
-            errors.Add(new("url", $"host '{url.IdnHost}' is not in ControlPlane:Webhooks:AllowedHosts."));
+            errors.Add(new("url", $"names host '{url.IdnHost}', which is not in ControlPlane:Webhooks:AllowedHosts."));
             return null;
         }
         return url;
