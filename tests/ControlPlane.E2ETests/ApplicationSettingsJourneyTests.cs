@@ -70,6 +70,43 @@ public sealed class ApplicationSettingsJourneyTests(PostgresFixture postgres)
         await Expect(adam.GetByTestId("audit-drawer")).ToBeVisibleAsync();
         await Expect(adam.GetByTestId("drawer-reason")).ToHaveTextAsync("longer warm window for the sale weekend");
         await browser.ScreenshotAsync(adam, "audit-entry-of-the-edit");
+
+        // Register from the UI (same form, same rules): an external deployer reading the demo's own slots.
+        var demo = (await api.GetJsonAsync($"/api/v1/applications/{App}")).GetProperty("deployer").GetProperty("settings");
+        var (bluePort, greenPort) = (demo.GetProperty("bluePort").GetInt32(), demo.GetProperty("greenPort").GetInt32());
+        await adam.GotoAsync("/admin/applications/new");
+        var register = adam.GetByTestId("application-form");
+        await register.GetByLabel("Name").FillAsync("Catalog");
+        await register.GetByTestId("field-deployer-kind").ClickAsync();
+        await adam.Locator(".mud-popover-open").GetByText("external", new() { Exact = true }).ClickAsync();
+        await register.GetByLabel("Deployer settings (JSON object)").FillAsync(
+            $$"""{"blueUrl": "http://127.0.0.1:{{bluePort}}/", "greenUrl": "http://127.0.0.1:{{greenPort}}/", "versionPath": "/", "colour": "red"}""");
+        await register.GetByLabel("Router settings (JSON object)").FillAsync("""{"listenAddress": "127.0.0.1", "listenPort": 0}""");
+        await register.GetByTestId("save-application").ClickAsync();
+        await Expect(register.GetByTestId("field-name")).ToHaveAttributeAsync("aria-invalid", "true");
+        await Expect(register).ToContainTextAsync("must be a DNS label");
+        await Expect(register).ToContainTextAsync("colour: is not a setting of the external deployer");
+        await browser.ScreenshotAsync(adam, "register-field-errors");
+        await register.GetByLabel("Name").FillAsync("catalog");
+        await register.GetByLabel("Deployer settings (JSON object)").FillAsync(
+            $$"""{"blueUrl": "http://127.0.0.1:{{bluePort}}/", "greenUrl": "http://127.0.0.1:{{greenPort}}/", "versionPath": "/"}""");
+        await register.GetByTestId("save-application").ClickAsync();
+        await Expect(adam).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/applications/catalog$"));
+        var catalogUrl = await api.PublicUrlAsync("catalog");
+        Assert.Equal("1.0.0", await Api.PublicVersionAsync(catalogUrl));
+
+        // Archive: the dialog names what stops and what is kept.
+        await adam.GotoAsync("/applications/catalog");
+        await adam.GetByTestId("archive-application").ClickAsync();
+        var archive = adam.GetByRole(AriaRole.Dialog);
+        await Expect(archive.GetByTestId("consequence")).ToContainTextAsync("Archiving stops slot blue (1.0.0, external), the embedded router at " + catalogUrl);
+        await Expect(archive.GetByTestId("consequence")).ToContainTextAsync("Its releases, history and audit trail are kept");
+        await browser.ScreenshotAsync(adam, "archive-dialog");
+        await archive.GetByLabel("Reason").FillAsync("catalog moves into shop");
+        await archive.GetByRole(AriaRole.Button, new() { Name = "Archive catalog" }).ClickAsync();
+        await Expect(adam).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/$"));
+        var archived = await api.GetJsonAsync("/api/v1/applications/catalog");
+        Assert.Equal(System.Text.Json.JsonValueKind.String, archived.GetProperty("archivedAt").ValueKind);
     }
 
     [Fact]
