@@ -333,6 +333,10 @@ namespace ControlPlane.Migrations.Migrations
                         .HasColumnType("character varying(32)")
                         .HasColumnName("held_hook");
 
+                    b.Property<int>("HoldExtensionSeconds")
+                        .HasColumnType("integer")
+                        .HasColumnName("hold_extension_seconds");
+
                     b.Property<string>("HoldReason")
                         .HasColumnType("text")
                         .HasColumnName("hold_reason");
@@ -368,6 +372,25 @@ namespace ControlPlane.Migrations.Migrations
                     b.Property<string>("Outcome")
                         .HasColumnType("text")
                         .HasColumnName("outcome");
+
+                    b.Property<string>("PromoteReason")
+                        .HasColumnType("text")
+                        .HasColumnName("promote_reason");
+
+                    b.Property<DateTimeOffset?>("PromoteRequestedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("promote_requested_at");
+
+                    b.Property<string>("PromoteRequestedBy")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("promote_requested_by");
+
+                    b.Property<string>("PromoteRequestedByKind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("promote_requested_by_kind");
 
                     b.Property<string>("Reason")
                         .HasColumnType("text")

@@ -97,6 +97,8 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.Property(d => d.RollbackRequestedBy).HasMaxLength(128);
             e.Property(d => d.RollbackRequestedByKind).HasConversion<string>().HasMaxLength(16);
             e.Ignore(d => d.RollbackPending);
+            e.Property(d => d.PromoteRequestedBy).HasMaxLength(128);
+            e.Property(d => d.PromoteRequestedByKind).HasConversion<string>().HasMaxLength(16);
             e.Property(d => d.Lifecycle).HasColumnType("jsonb").HasConversion(
                 v => v == null ? null : JsonSerializer.Serialize(v, json),
                 v => v == null ? null : JsonSerializer.Deserialize<Hooks.ReleaseLifecycle>(v, json));

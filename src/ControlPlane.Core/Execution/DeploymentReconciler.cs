@@ -264,7 +264,7 @@ public sealed class DeploymentReconciler(
         if (window <= TimeSpan.Zero)
         {
             d.Succeed("no monitoring window configured", started);
-            app.ExtendRollbackWindow(started + TimeSpan.FromSeconds(app.Policy.HoldWindowSeconds));
+            app.ExtendRollbackWindow(d.HoldUntil(started, app.Policy));
             return;
         }
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), d.TargetSlot);
@@ -276,6 +276,13 @@ public sealed class DeploymentReconciler(
         if (breach is null)
         {
             var watched = d.Watched(now, interval + (now - started) + TimeSpan.FromSeconds(2), window);
+            // A person asked to finish early (ReleaseManagerControls): this tick's checks passed, so it ends here.
+            if (d.PromotePending && watched < window.TotalSeconds)
+            {
+                d.FinishMonitoringEarly(watched, window, now);
+                app.ExtendRollbackWindow(d.HoldUntil(now, app.Policy));
+                return;
+            }
             if (watched >= window.TotalSeconds)
             {
                 var elapsed = (now - (d.Step(StepNames.Monitor).StartedAt ?? now)).TotalSeconds;
@@ -283,7 +290,7 @@ public sealed class DeploymentReconciler(
                 d.Succeed($"no breach during {watched:0} s of monitoring" +
                           (unwatched >= 1 ? $" ({unwatched:0} s while ControlPlane was not watching did not count)" : "") +
                           (unsure.Length > 0 ? $"; at the end {unsure}" : ""), now);
-                app.ExtendRollbackWindow(now + TimeSpan.FromSeconds(app.Policy.HoldWindowSeconds));
+                app.ExtendRollbackWindow(d.HoldUntil(now, app.Policy));
                 return;
             }
             var left = window.TotalSeconds - watched;

@@ -78,7 +78,7 @@ public sealed partial class ReleaseCommands(
     }
 
     public async Task<Deployment> StartReleaseAsync(string application, string? version, string? reason, Actor by, CancellationToken cancellationToken,
-        FreezeOverride? freezeOverride = null, Hooks.SchemaRequest? schema = null)
+        FreezeOverride? freezeOverride = null, Hooks.SchemaRequest? schema = null, Deployment? retryOf = null)
     {
         Hooks.ReleasePlanner.Validate(schema);
         if (VersionError(version) is { } error) throw DomainException.Invalid("version", $"version {error}.");
@@ -101,6 +101,7 @@ public sealed partial class ReleaseCommands(
             throw DomainException.Conflict(FreezeCalendar.BlockedMessage(app.Name, freeze, "New releases are"));
 
         var d = Deployment.Request(app, version!, by, string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(), now);
+        if (retryOf is not null) d.RecordRetryOf(retryOf, by, now);
         if (freeze is not null)
             d.RecordFreezeOverride(by, overrideReason!, "release", freeze.Window.Name, freeze.Window.Id, freeze.End, now);
         await Hooks.ReleasePlanner.PlanAsync(db, app, d, schema, by, now, cancellationToken);

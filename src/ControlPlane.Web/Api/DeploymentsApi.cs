@@ -33,6 +33,7 @@ public static class DeploymentsApi
             .RequirePermission(Permission.Abort);
 
         deployments.MapHooksApi();
+        deployments.MapDeploymentControlsApi();
         return api;
     }
 }

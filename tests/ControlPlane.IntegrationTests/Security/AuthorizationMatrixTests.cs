@@ -46,6 +46,10 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
         (Permission.Switch, HttpMethod.Post, $"/api/v1/deployments/{Missing}/switch", null),
         (Permission.Abort, HttpMethod.Post, $"/api/v1/deployments/{Missing}/abort", new { reason = "test" }),
         (Permission.Rollback, HttpMethod.Post, "/api/v1/applications/no-such-app/rollback", new { reason = "test" }),
+        (Permission.Rollback, HttpMethod.Post, $"/api/v1/deployments/{Missing}/extend-hold", new { minutes = 30, reason = "test" }),
+        (Permission.Switch, HttpMethod.Post, $"/api/v1/deployments/{Missing}/decommission-previous", new { reason = "test" }),
+        (Permission.Switch, HttpMethod.Post, $"/api/v1/deployments/{Missing}/finish-monitoring", new { reason = "test" }),
+        (Permission.StartRelease, HttpMethod.Post, $"/api/v1/deployments/{Missing}/retry", new { }),
         (Permission.ManageTokens, HttpMethod.Post, "/api/v1/tokens", new { name = "matrix", role = "Viewer" }),
         (Permission.ManageTokens, HttpMethod.Delete, $"/api/v1/tokens/{Missing}", null),
         (Permission.ManageUsers, HttpMethod.Post, "/api/v1/users", new { userName = "", role = "Viewer", password = "" }),
@@ -127,7 +131,7 @@ public sealed class AuthorizationMatrixTests(PostgresFixture postgres) : IAsyncL
             Assert.Equal("/", signIn.Headers.Location?.OriginalString);
 
             // Admin pages are guarded per request by the same policies as the API.
-            foreach (var (path, permission) in new[] { ("/admin/users", Permission.ManageUsers), ("/admin/tokens", Permission.ManageTokens) })
+            foreach (var (path, permission) in new[] { ("/admin/users", Permission.ManageUsers), ("/admin/tokens", Permission.ManageTokens), ("/admin/applications/new", Permission.RegisterApplication) })
             {
                 using var page = await client.GetAsync(path, TestContext.Current.CancellationToken);
                 var allowed = Expected[permission].Contains(role);
