@@ -10,7 +10,8 @@ namespace ControlPlane.Benchmarks.SideBySide;
 
 public sealed record StreamRow(string Name, double Seconds, double? FirstByteMs, long? Bytes, long? BaselineRss, long? PeakRss);
 
-public sealed record ControlPlaneResult(long Events, StreamRow Export, StreamRow Copy, StreamRow Verify, StreamRow SqlScan, Tools.WrkResult Applications);
+public sealed record ControlPlaneResult(long Events, StreamRow Export, StreamRow Copy, StreamRow Verify, StreamRow SqlScan, Tools.WrkResult Applications,
+    ReleaseFlowResult Flow);
 
 /// <summary>
 /// ControlPlane itself (the Web project's build, as a process of its own) on a PostgreSQL holding a bulk-loaded, hash-chained
@@ -44,6 +45,8 @@ public static class ControlPlaneRows
             ["ASPNETCORE_URLS"] = baseUrl.AbsoluteUri.TrimEnd('/'),
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
             ["Logging__LogLevel__Default"] = "Warning",
+            // The release flow's slot processes and router are stopped with ControlPlane (SIGTERM below), not left behind.
+            ["ControlPlane__Runtime__StopOnShutdown"] = "true",
         }, Path.Combine(work, "controlplane.log"));
         try
         {
@@ -67,11 +70,12 @@ public static class ControlPlaneRows
 
             var applications = await Tools.WrkAsync(new Uri(baseUrl, "api/v1/applications"), 16, TimeSpan.FromSeconds(quick ? 3 : 15), $"Authorization: Bearer {Token}");
             log.WriteLine($"  GET /api/v1/applications, 16 conns: {applications.RequestsPerSecond:N0} req/s, p99 {applications.P99Ms:F1} ms, failed {applications.Failed}");
-            return new ControlPlaneResult(events, export, copy, verify, scan, applications);
+            var flow = await ReleaseFlow.RunAsync(baseUrl, http, Token, web.Id, work, quick, log);
+            return new ControlPlaneResult(events, export, copy, verify, scan, applications, flow);
         }
         finally
         {
-            Tools.Stop(web);
+            await Tools.TerminateAsync(web, TimeSpan.FromSeconds(20));
         }
     }
 

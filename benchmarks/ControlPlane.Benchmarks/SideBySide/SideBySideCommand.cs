@@ -84,6 +84,8 @@ public static class SideBySideCommand
         text.AppendLine("Audit trail and API (ControlPlane as its own process):");
         text.AppendLine();
         text.Append(ControlPlaneRows.Table(controlPlane));
+        text.AppendLine();
+        text.Append(ReleaseFlow.Table(controlPlane.Flow, quick));
         return text.ToString();
     }
 
