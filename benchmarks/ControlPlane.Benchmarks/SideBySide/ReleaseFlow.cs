@@ -32,7 +32,7 @@ public static class ReleaseFlow
 
     public static async Task<ReleaseFlowResult> RunAsync(Uri baseUrl, HttpClient http, string token, int controlPlanePid, string work, bool quick, TextWriter log)
     {
-        var processStart = await DemoProcessStartAsync(work, quick ? 2 : 5);
+        var processStart = await DemoProcessStartAsync(work, quick ? 1 : 5);
         log.WriteLine($"  the demo app alone: answers /healthz {string.Join(", ", processStart.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms after its start");
 
         var publicUrl = await RegisterAsync(http);
