@@ -7,7 +7,17 @@ using System.Text.Json;
 namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>A way of sending traffic to the live slot: its public URL, how to move it to a slot, and how to stop it.</summary>
-public sealed record Target(Uri Url, Func<string, Task>? SwitchTo, Func<Task> StopAsync);
+public sealed record Target(Uri Url, Func<string, Task>? SwitchTo, Func<Task> StopAsync, int? Pid = null);
+
+/// <summary>The embedded router with measureTraffic on against off, measured in alternation (see <see cref="DataPlane.MeasurementOverheadAsync"/>).</summary>
+public sealed record MeasurementOverhead(IReadOnlyList<double> OnRps, IReadOnlyList<double> OffRps, IReadOnlyList<double> OnCpuUs, IReadOnlyList<double> OffCpuUs)
+{
+    /// <summary>How much throughput measuring costs: 1 − (median on / median off); negative when "on" came out ahead (noise).</summary>
+    public double ThroughputCost => 1 - Tools.PercentileOf(OnRps, 50) / Tools.PercentileOf(OffRps, 50);
+
+    /// <summary>How much more router CPU a request costs with measuring on: median on / median off − 1.</summary>
+    public double CpuCost => Tools.PercentileOf(OnCpuUs, 50) / Tools.PercentileOf(OffCpuUs, 50) - 1;
+}
 
 /// <summary>One row of the data-plane table.</summary>
 public sealed record DataPlaneCase(string Name, Func<Backends, string, Task<Target>> StartAsync, bool FullRunOnly = false);
@@ -64,7 +74,7 @@ public static class DataPlane
     [
         new("direct to the slot", (b, _) => Task.FromResult(new Target(b.Blue, null, () => Task.CompletedTask))),
         new("embedded router (YARP)", (b, work) => EmbeddedRouterAsync(b, work, [])),
-        new("embedded router, measureTraffic=false", (b, work) => EmbeddedRouterAsync(b, work, ["--measure-traffic", "false"])),
+        new("embedded router, measureTraffic=false", (b, work) => EmbeddedRouterAsync(b, work, ["--measure-traffic", "false"]), FullRunOnly: true),
         new("nginx, reload mode", (b, work) => NginxAsync(b, work, lua: false)),
         new("nginx, Lua mode", (b, work) => NginxAsync(b, work, lua: true)),
         // ControlPlane writes keepalive 16; with more client connections than that nginx opens new upstream connections.
@@ -74,8 +84,8 @@ public static class DataPlane
     public static async Task<List<DataPlaneResult>> RunAsync(Backends backends, string work, bool quick, TextWriter log)
     {
         var duration = TimeSpan.FromSeconds(quick ? 2 : 15);
-        var switchDuration = TimeSpan.FromSeconds(quick ? 6 : 30);
-        var moves = quick ? 10 : 20;
+        var switchDuration = TimeSpan.FromSeconds(quick ? 5 : 30);
+        var moves = quick ? 8 : 20;
         var results = new List<DataPlaneResult>();
         foreach (var c in Cases.Where(c => !quick || !c.FullRunOnly))
         {
@@ -83,7 +93,9 @@ public static class DataPlane
             try
             {
                 await Tools.WaitForHttpAsync(target.Url, TimeSpan.FromSeconds(30));
-                await Tools.WrkAsync(target.Url, 16, TimeSpan.FromSeconds(quick ? 1 : 3)); // warm-up (JIT, pools)
+                // Warm-up at full load: the router's JIT tiering took 20-40 s to settle on this machine (docs/benchmarks.md);
+                // nginx needs none, and gets the same.
+                await Tools.WrkAsync(target.Url, 64, TimeSpan.FromSeconds(quick ? 3 : 15));
                 var load = new List<LoadRow>();
                 foreach (var n in Connections)
                 {
@@ -161,7 +173,48 @@ public static class DataPlane
                 using var response = await control.PutAsJsonAsync("route", new { live = slot, blue = backends.Blue.AbsoluteUri, green = backends.Green.AbsoluteUri });
                 response.EnsureSuccessStatusCode();
             },
-            () => { control.Dispose(); Tools.Stop(process); return Task.CompletedTask; });
+            () => { control.Dispose(); Tools.Stop(process); return Task.CompletedTask; }, process.Id);
+    }
+
+    /// <summary>
+    /// Issue 10's overhead bound: two routers, measureTraffic on and off, both running, measured in alternation (on, off, off,
+    /// on, …) at 64 connections so drift in the machine's load falls on both alike; throughput and the router's own CPU time per
+    /// request (from /proc) for each run.
+    /// </summary>
+    public static async Task<MeasurementOverhead> MeasurementOverheadAsync(Backends backends, string work, bool quick, TextWriter log)
+    {
+        var on = await EmbeddedRouterAsync(backends, Directory.CreateDirectory(Path.Combine(work, "overhead-on")).FullName, []);
+        var off = await EmbeddedRouterAsync(backends, Directory.CreateDirectory(Path.Combine(work, "overhead-off")).FullName, ["--measure-traffic", "false"]);
+        try
+        {
+            foreach (var t in new[] { on, off })
+            {
+                await Tools.WaitForHttpAsync(t.Url, TimeSpan.FromSeconds(30));
+                await Tools.WrkAsync(t.Url, 64, TimeSpan.FromSeconds(quick ? 3 : 15));
+            }
+            var (onRps, offRps, onCpu, offCpu) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+            var pairs = quick ? 2 : 6;
+            for (var i = 0; i < pairs * 2; i++)
+            {
+                var measuring = i % 4 is 0 or 3;
+                var target = measuring ? on : off;
+                var cpu = Tools.CpuMs(target.Pid!.Value);
+                var r = await Tools.WrkAsync(target.Url, 64, TimeSpan.FromSeconds(quick ? 2 : 5));
+                var usPerRequest = (Tools.CpuMs(target.Pid!.Value) - cpu) * 1000 / Math.Max(1, r.Requests);
+                (measuring ? onRps : offRps).Add(r.RequestsPerSecond);
+                (measuring ? onCpu : offCpu).Add(usPerRequest);
+            }
+            var result = new MeasurementOverhead(onRps, offRps, onCpu, offCpu);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  measureTraffic on vs off, {pairs} pairs at 64 conns: {Tools.PercentileOf(onRps, 50):N0} vs {Tools.PercentileOf(offRps, 50):N0} req/s (cost {result.ThroughputCost:P1}), " +
+                $"router CPU {Tools.PercentileOf(onCpu, 50):F0} vs {Tools.PercentileOf(offCpu, 50):F0} µs per request (cost {result.CpuCost:P1})"));
+            return result;
+        }
+        finally
+        {
+            await on.StopAsync();
+            await off.StopAsync();
+        }
     }
 
     /// <summary>

@@ -26,22 +26,31 @@ public static class SideBySideCommand
                 Console.Error.WriteLine($"{tool} is needed: apt-get install {(tool == "wrk" ? "wrk" : "postgresql-client")}");
                 return 2;
             }
+        // Checked before anything starts, not minutes later when the nginx rows come.
+        if (!File.Exists("/usr/sbin/nginx") || !File.Exists("/usr/lib/nginx/modules/ngx_http_lua_module.so"))
+        {
+            Console.Error.WriteLine("nginx with the Lua module is needed: apt-get install nginx libnginx-mod-http-lua lua-resty-core");
+            return 2;
+        }
 
         var clock = Stopwatch.StartNew();
         var work = Directory.CreateTempSubdirectory("cp-side-by-side-").FullName;
         var started = DateTimeOffset.UtcNow;
+        var loadAtStart = File.ReadAllText("/proc/loadavg").Split(' ')[0];
         Console.WriteLine($"Side-by-side benchmark ({(quick ? "quick" : "full")}), work directory {work}");
         List<DataPlaneResult> dataPlane;
+        MeasurementOverhead overhead;
         var demoClock = Stopwatch.StartNew();
         await using (var backends = await Backends.StartAsync(work))
         {
             Console.WriteLine($"Data plane (the two demo app slots answered {demoClock.Elapsed.TotalMilliseconds:F0} ms after their start):");
             dataPlane = await DataPlane.RunAsync(backends, work, quick, Console.Out);
+            overhead = await DataPlane.MeasurementOverheadAsync(backends, work, quick, Console.Out);
         }
         Console.WriteLine("Control plane:");
         var controlPlane = await ControlPlaneRows.RunAsync(work, events, quick, Console.Out);
 
-        var report = Report(dataPlane, controlPlane, started, clock.Elapsed, quick);
+        var report = Report(dataPlane, overhead, controlPlane, started, loadAtStart, clock.Elapsed, quick);
         var artifacts = Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "artifacts", "benchmarks")).FullName;
         await File.WriteAllTextAsync(Path.Combine(artifacts, "side-by-side.md"), report);
         Console.WriteLine();
@@ -62,7 +71,7 @@ public static class SideBySideCommand
         return 0;
     }
 
-    private static string Report(List<DataPlaneResult> dataPlane, ControlPlaneResult controlPlane, DateTimeOffset started, TimeSpan took, bool quick)
+    private static string Report(List<DataPlaneResult> dataPlane, MeasurementOverhead overhead, ControlPlaneResult controlPlane, DateTimeOffset started, string loadAtStart, TimeSpan took, bool quick)
     {
         var text = new StringBuilder();
         var router = dataPlane.First(r => r.Name.StartsWith("embedded router", StringComparison.Ordinal));
@@ -70,20 +79,35 @@ public static class SideBySideCommand
         var r64 = router.Load.Single(l => l.Connections == 64).Result;
         var n64 = nginx.Load.Single(l => l.Connections == 64).Result;
         text.AppendLine(CultureInfo.InvariantCulture, $"Run {started:yyyy-MM-dd HH:mm} UTC, {(quick ? "quick mode" : "full run")}, {took.TotalSeconds:F0} s, " +
-            $"`{Environment.ProcessorCount}` cores, load average at the end {File.ReadAllText("/proc/loadavg").Split(' ')[0]}.");
+            $"`{Environment.ProcessorCount}` cores, load average (1 min) {loadAtStart} at the start and {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end.");
         text.AppendLine();
         text.AppendLine("**Ratios** (embedded router against nginx reload mode, 64 connections):");
         text.AppendLine(CultureInfo.InvariantCulture, $"throughput **{r64.RequestsPerSecond / n64.RequestsPerSecond:F2}×**, p99 **{r64.P99Ms / n64.P99Ms:F2}×**; " +
             $"export **{controlPlane.Export.Seconds / controlPlane.Copy.Seconds:F2}× psql \\copy**, first byte {controlPlane.Export.FirstByteMs:F0} ms; " +
             $"verify **{controlPlane.Verify.Seconds / controlPlane.SqlScan.Seconds:F2}× the SQL walk**.");
+        if (dataPlane.FirstOrDefault(r => r.Name == "nginx, reload mode, keepalive 128") is { } tuned)
+        {
+            var t64 = tuned.Load.Single(l => l.Connections == 64).Result;
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture, $"Against nginx with an upstream pool of 128 (as many idle upstream connections as clients): throughput " +
+                $"**{r64.RequestsPerSecond / t64.RequestsPerSecond:F2}×**, p99 **{r64.P99Ms / t64.P99Ms:F2}×**.");
+        }
         text.AppendLine();
         text.AppendLine("Data plane (wrk 4.1, keep-alive, no retries; ratios against nginx reload mode at the same connections):");
         text.AppendLine();
         text.Append(DataPlane.Table(dataPlane));
         text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Embedded router, measureTraffic on against off ({overhead.OnRps.Count} runs each at 64 connections, in alternation, both routers running): " +
+            $"{Tools.PercentileOf(overhead.OnRps, 50):N0} against {Tools.PercentileOf(overhead.OffRps, 50):N0} req/s (median), a throughput cost of **{overhead.ThroughputCost:P1}**; " +
+            $"router CPU per request {Tools.PercentileOf(overhead.OnCpuUs, 50):F0} against {Tools.PercentileOf(overhead.OffCpuUs, 50):F0} µs (**{overhead.CpuCost:P1}**). " +
+            $"Runs on: {string.Join(", ", overhead.OnRps.Select(r => r.ToString("N0", CultureInfo.InvariantCulture)))}; off: {string.Join(", ", overhead.OffRps.Select(r => r.ToString("N0", CultureInfo.InvariantCulture)))} req/s.");
+        text.AppendLine();
         text.AppendLine("Audit trail and API (ControlPlane as its own process):");
         text.AppendLine();
         text.Append(ControlPlaneRows.Table(controlPlane));
+        text.AppendLine();
+        text.Append(ReleaseFlow.Table(controlPlane.Flow, quick));
         return text.ToString();
     }
 

@@ -59,6 +59,18 @@ public static partial class Tools
         process.Dispose();
     }
 
+    /// <summary>SIGTERM, so the process stops what it started itself; killed when it has not ended within <paramref name="grace"/>.</summary>
+    public static async Task TerminateAsync(Process process, TimeSpan grace)
+    {
+        if (!process.HasExited)
+        {
+            await RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
+            using var timeout = new CancellationTokenSource(grace);
+            try { await process.WaitForExitAsync(timeout.Token); } catch (OperationCanceledException) { }
+        }
+        Stop(process);
+    }
+
     public static async Task WaitForHttpAsync(Uri url, TimeSpan timeout)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
@@ -87,6 +99,19 @@ public static partial class Tools
         }
         catch (IOException) { }
         return 0;
+    }
+
+    /// <summary>User + system CPU time a process has used so far, in milliseconds (/proc/PID/stat, clock ticks of 10 ms).</summary>
+    public static double CpuMs(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            // After "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10.0;
+        }
+        catch (IOException) { return 0; }
     }
 
     /// <summary>Samples a process's RSS every 10 ms until disposed; the peak is what the export/verify rows report.</summary>

@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace ControlPlane.Benchmarks.SideBySide;
+
+/// <summary>One release cycle's timings: the server's own timestamps for created → AwaitingApproval, and the client's for the moves.</summary>
+public sealed record CycleTiming(double CreatedToAwaitingMs, double DeployStepMs, double SwitchCallMs, double SwitchServedMs, double RollbackCallMs, double RollbackServedMs);
+
+public sealed record FanOutResult(int Clients, double ConnectSeconds, long RssBefore, long RssAfter, IReadOnlyList<double> AllSeenMs, IReadOnlyList<double> FirstSeenMs,
+    double CpuMsPerChange, double IdleCpuMsPerSecond);
+
+public sealed record ReleaseFlowResult(IReadOnlyList<double> ProcessStartMs, IReadOnlyList<CycleTiming> Cycles, FanOutResult FanOut)
+{
+    public double ProcessStartMedianMs => Tools.PercentileOf(ProcessStartMs, 50);
+    public int Moves => Cycles.Count * 2;
+}
+
+/// <summary>
+/// The release flow through ControlPlane's REST API on a real application (the demo app as slot processes, the embedded
+/// router): created → AwaitingApproval against the demo process's own start, switch → served and rollback → served, and the
+/// live hub (<c>/hubs/controlplane</c>) fanning a change out to 200 SignalR clients.
+/// </summary>
+public static class ReleaseFlow
+{
+    public const string Application = "bench-flow";
+
+    public static async Task<ReleaseFlowResult> RunAsync(Uri baseUrl, HttpClient http, string token, int controlPlanePid, string work, bool quick, TextWriter log)
+    {
+        var processStart = await DemoProcessStartAsync(work, quick ? 1 : 5);
+        log.WriteLine($"  the demo app alone: answers /healthz {string.Join(", ", processStart.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms after its start");
+
+        var publicUrl = await RegisterAsync(http);
+        using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
+        var cycles = new List<CycleTiming>();
+        var count = quick ? 3 : 25; // two moves each: 6 in quick mode, 50 in a full run
+        for (var i = 1; i <= count; i++)
+        {
+            var cycle = await CycleAsync(http, probe, publicUrl, $"2.0.{i}");
+            cycles.Add(cycle);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch returned -> served " +
+                $"{cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms); rollback returned -> served {cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms)"));
+        }
+
+        var fanOut = await FanOutAsync(baseUrl, http, token, controlPlanePid, quick ? 5 : 20, log);
+        return new ReleaseFlowResult(processStart, cycles, fanOut);
+    }
+
+    /// <summary>The demo app started by hand the way the process deployer starts it: time from the start to /healthz answering.</summary>
+    private static async Task<List<double>> DemoProcessStartAsync(string work, int times)
+    {
+        var demo = Tools.Program("ControlPlane.DemoApp");
+        var result = new List<double>();
+        for (var i = 0; i < times; i++)
+        {
+            var url = new Uri($"http://127.0.0.1:{Tools.FreePort()}/");
+            var clock = Stopwatch.StartNew();
+            var process = Tools.Start("dotnet", [demo, "--urls", url.AbsoluteUri.TrimEnd('/'), "--slot", "green", "--version", "9.9.9", "--app", "alone"],
+                log: Path.Combine(work, "demo-alone.log"));
+            try
+            {
+                await WaitForOkAsync(new Uri(url, "healthz"), TimeSpan.FromSeconds(60));
+                result.Add(clock.Elapsed.TotalMilliseconds);
+            }
+            finally { Tools.Stop(process); }
+        }
+        return result;
+    }
+
+    private static async Task WaitForOkAsync(Uri url, TimeSpan timeout)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                using var response = await client.GetAsync(url);
+                if (response.IsSuccessStatusCode) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
+            await Task.Delay(5);
+        }
+        throw new TimeoutException($"{url} did not answer within {timeout.TotalSeconds:0} s");
+    }
+
+    /// <summary>The demo app as a registered application, as the integration tests register it: one approval (self-approval allowed), a person switches.</summary>
+    private static async Task<string> RegisterAsync(HttpClient http)
+    {
+        var demo = Tools.Program("ControlPlane.DemoApp");
+        using var response = await http.PostAsJsonAsync("api/v1/applications", new
+        {
+            name = Application,
+            router = new { kind = "embedded", settings = new { listenAddress = "127.0.0.1", listenPort = Tools.FreePort() } },
+            deployer = new
+            {
+                kind = "process",
+                settings = new
+                {
+                    command = "dotnet",
+                    arguments = new[] { demo, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
+                    bluePort = Tools.FreePort(),
+                    greenPort = Tools.FreePort(),
+                    healthPath = "/healthz",
+                    startTimeoutSeconds = 60,
+                },
+            },
+            checks = new[] { new { name = "home", path = "/" } },
+            policy = new { requiredApprovals = 1, allowSelfApproval = true, switchOnApproval = false, monitoringWindowSeconds = 3600, monitoringIntervalSeconds = 60, holdWindowSeconds = 3600 },
+            initialVersion = "1.0.0",
+        });
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"registering {Application}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(120))
+        {
+            var app = await http.GetFromJsonAsync<JsonElement>($"api/v1/applications/{Application}");
+            if (app.TryGetProperty("publicUrl", out var url) && url.GetString() is { } u)
+            {
+                try
+                {
+                    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+                    if ((await client.GetStringAsync(u)).Contains("\"version\":\"1.0.0\"", StringComparison.Ordinal)) return u;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"{Application} did not serve 1.0.0 through its router within 120 s");
+    }
+
+    private static async Task<CycleTiming> CycleAsync(HttpClient http, HttpClient probe, string publicUrl, string version)
+    {
+        using var started = await http.PostAsJsonAsync($"api/v1/applications/{Application}/deployments", new { version, reason = "side-by-side benchmark" });
+        if (started.StatusCode != HttpStatusCode.Accepted) throw new InvalidOperationException($"start {version}: {(int)started.StatusCode} {await started.Content.ReadAsStringAsync()}");
+        var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var awaiting = await WaitForStateAsync(http, id, "AwaitingApproval");
+        // The server's timestamps: the release's creation and the approval step's start (the moment it awaited approval).
+        var created = awaiting.GetProperty("createdAt").GetDateTimeOffset();
+        var steps = awaiting.GetProperty("steps").EnumerateArray().ToList();
+        DateTimeOffset At(string step, string field) => steps.First(s => s.GetProperty("name").GetString() == step).GetProperty(field).GetDateTimeOffset();
+        var createdToAwaiting = (At("approval", "startedAt") - created).TotalMilliseconds;
+        var deployStep = (At("deploy", "finishedAt") - At("deploy", "startedAt")).TotalMilliseconds;
+
+        (await http.PostAsJsonAsync($"api/v1/deployments/{id}/approve", new { comment = "benchmark" })).EnsureSuccessStatusCode();
+        await WaitForStateAsync(http, id, "ReadyToSwitch");
+
+        var call = Stopwatch.StartNew();
+        using (var switched = await http.PostAsJsonAsync($"api/v1/deployments/{id}/switch", new { }))
+            if (!switched.IsSuccessStatusCode) throw new InvalidOperationException($"switch {version}: {(int)switched.StatusCode} {await switched.Content.ReadAsStringAsync()}");
+        var switchCall = call.Elapsed.TotalMilliseconds;
+        var switchServed = await ServedAsync(probe, publicUrl, version) - switchCall;
+        await WaitForStateAsync(http, id, "Monitoring");
+
+        call.Restart();
+        using (var rolledBack = await http.PostAsJsonAsync($"api/v1/applications/{Application}/rollback", new { reason = "benchmark: back to 1.0.0" }))
+            if (!rolledBack.IsSuccessStatusCode) throw new InvalidOperationException($"rollback {version}: {(int)rolledBack.StatusCode} {await rolledBack.Content.ReadAsStringAsync()}");
+        var rollbackCall = call.Elapsed.TotalMilliseconds;
+        var rollbackServed = await ServedAsync(probe, publicUrl, "1.0.0") - rollbackCall;
+        await WaitForStateAsync(http, id, "RolledBack");
+        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed);
+
+        // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
+        async Task<double> ServedAsync(HttpClient client, string url, string wanted)
+        {
+            while (call.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                try
+                {
+                    if ((await client.GetStringAsync(url)).Contains($"\"version\":\"{wanted}\"", StringComparison.Ordinal)) return call.Elapsed.TotalMilliseconds;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
+            }
+            throw new TimeoutException($"{url} did not serve {wanted} within 30 s");
+        }
+    }
+
+    private static async Task<JsonElement> WaitForStateAsync(HttpClient http, string id, string state)
+    {
+        var clock = Stopwatch.StartNew();
+        JsonElement last = default;
+        while (clock.Elapsed < TimeSpan.FromSeconds(120))
+        {
+            last = await http.GetFromJsonAsync<JsonElement>($"api/v1/deployments/{id}");
+            var current = last.GetProperty("state").GetString();
+            if (current == state) return last;
+            if (current is "Failed" or "Aborted" or "RolledBack" or "Succeeded") throw new InvalidOperationException($"release reached {current}, not {state}: {last}");
+            await Task.Delay(20);
+        }
+        throw new TimeoutException($"release did not reach {state} within 120 s: {last}");
+    }
+
+    /// <summary>
+    /// 200 SignalR clients on the live hub (WebSockets, bearer token), as the CLI and other dashboards connect. A change is a
+    /// freeze window created (then deleted) on the application: both are audited mutations whose notice the hub sends to every
+    /// client. Timed from the call's start to the moment the last of the 200 clients had the notice.
+    /// </summary>
+    private static async Task<FanOutResult> FanOutAsync(Uri baseUrl, HttpClient http, string token, int pid, int changes, TextWriter log)
+    {
+        const int clients = 200;
+        var rssBefore = Tools.Rss(pid);
+        var connectClock = Stopwatch.StartNew();
+        var seen = new long[clients];
+        long armedAt = 0;
+        var remaining = 0;
+        TaskCompletionSource<long>? all = null;
+        var connections = new List<HubConnection>();
+        try
+        {
+            for (var batch = 0; batch < clients; batch += 20)
+            {
+                var connecting = new List<Task>();
+                for (var i = batch; i < batch + 20; i++)
+                {
+                    var index = i;
+                    var connection = new HubConnectionBuilder()
+                        .WithUrl(new Uri(baseUrl, "hubs/controlplane"), o =>
+                        {
+                            o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+                            o.Transports = HttpTransportType.WebSockets;
+                            o.SkipNegotiation = true;
+                        })
+                        .Build();
+                    connection.On<JsonElement>("changed", notice =>
+                    {
+                        var now = Stopwatch.GetTimestamp();
+                        if (Volatile.Read(ref armedAt) == 0 || notice.GetProperty("application").GetString() != Application) return;
+                        if (Interlocked.CompareExchange(ref seen[index], now, 0) != 0) return;
+                        if (Interlocked.Decrement(ref remaining) == 0) all?.TrySetResult(now);
+                    });
+                    connections.Add(connection);
+                    connecting.Add(connection.StartAsync());
+                }
+                await Task.WhenAll(connecting);
+            }
+            var connectSeconds = connectClock.Elapsed.TotalSeconds;
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var rssAfter = Tools.Rss(pid);
+            var idleCpu = Tools.CpuMs(pid);
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            var idleCpuPerSecond = (Tools.CpuMs(pid) - idleCpu) / 5;
+            log.WriteLine($"  {clients} hub clients connected in {connectSeconds:F1} s; ControlPlane RSS {rssBefore / 1048576} -> {rssAfter / 1048576} MB, idle CPU {idleCpuPerSecond:F1} ms/s");
+
+            var allSeen = new List<double>();
+            var firstSeen = new List<double>();
+            double cpu = 0;
+            for (var round = 0; round < changes; round++)
+            {
+                Array.Clear(seen);
+                remaining = clients;
+                all = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+                var cpuBefore = Tools.CpuMs(pid);
+                var start = Stopwatch.GetTimestamp();
+                Volatile.Write(ref armedAt, start);
+                if (round % 2 == 0)
+                {
+                    using var created = await http.PostAsJsonAsync($"api/v1/applications/{Application}/freeze-windows", new
+                    {
+                        name = $"benchmark {round}", reason = "side-by-side fan-out", kind = "oneOff", timeZone = "UTC",
+                        start = "2099-01-01T00:00:00Z", end = "2099-01-01T01:00:00Z",
+                    });
+                    if (!created.IsSuccessStatusCode) throw new InvalidOperationException($"freeze window: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync()}");
+                    _lastWindow = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString();
+                }
+                else
+                {
+                    using var deleted = await http.DeleteAsync($"api/v1/applications/{Application}/freeze-windows/{_lastWindow}");
+                    deleted.EnsureSuccessStatusCode();
+                }
+                var last = await all.Task.WaitAsync(TimeSpan.FromSeconds(30));
+                Volatile.Write(ref armedAt, 0);
+                cpu += Tools.CpuMs(pid) - cpuBefore;
+                allSeen.Add(Stopwatch.GetElapsedTime(start, last).TotalMilliseconds);
+                firstSeen.Add(Stopwatch.GetElapsedTime(start, seen.Where(s => s != 0).Min()).TotalMilliseconds);
+                await Task.Delay(200);
+            }
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  fan-out to {clients}: all seen p50 {Tools.PercentileOf(allSeen, 50):F1} ms, p99 {Tools.PercentileOf(allSeen, 99):F1} ms; first {Tools.PercentileOf(firstSeen, 50):F1} ms; " +
+                $"ControlPlane CPU {cpu / changes:F0} ms per change"));
+            return new FanOutResult(clients, connectSeconds, rssBefore, rssAfter, allSeen, firstSeen, cpu / changes, idleCpuPerSecond);
+        }
+        finally
+        {
+            await Task.WhenAll(connections.Select(c => c.DisposeAsync().AsTask()));
+        }
+    }
+
+    private static string? _lastWindow;
+
+    public static string Table(ReleaseFlowResult r, bool quick)
+    {
+        var text = new StringBuilder();
+        var created = r.Cycles.Select(c => c.CreatedToAwaitingMs).ToList();
+        var deploy = r.Cycles.Select(c => c.DeployStepMs).ToList();
+        string P(IReadOnlyList<double> v, string format = "F1") =>
+            string.Create(CultureInfo.InvariantCulture, $"{Tools.PercentileOf(v, 50).ToString(format, CultureInfo.InvariantCulture)} / {Tools.PercentileOf(v, 99).ToString(format, CultureInfo.InvariantCulture)}");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Release flow through the REST API ({r.Cycles.Count} releases of the demo app, process deployer, embedded router: {r.Moves} moves{(quick ? ", quick mode (a full run makes 50)" : "")}):");
+        text.AppendLine();
+        text.AppendLine("| measure | p50 / p99 ms | what it is |");
+        text.AppendLine("|---|---|---|");
+        text.AppendLine($"| switch returned → new version served | **{P(r.Cycles.Select(c => c.SwitchServedMs).ToList())}** | `POST /deployments/{{id}}/switch` answered 202, then a new connection per try to the public URL until the new version answers |");
+        text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself (recorded intent, audited) |");
+        text.AppendLine($"| rollback returned → old version served | **{P(r.Cycles.Select(c => c.RollbackServedMs).ToList())}** | `POST /applications/{{name}}/rollback` answers once the old version is served |");
+        text.AppendLine($"| rollback call | {P(r.Cycles.Select(c => c.RollbackCallMs).ToList())} | the call itself: waits for the runtime leader to move the traffic |");
+        text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
+        text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| the demo process alone | {Tools.PercentileOf(r.ProcessStartMs, 50):F0} (median of {r.ProcessStartMs.Count}) | started by hand, until `/healthz` answers (polled every 5 ms) |");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"| **created → AwaitingApproval minus the process start** | **{Tools.PercentileOf(created, 50) - r.ProcessStartMedianMs:F0}** (p50) | ControlPlane's own overhead: scheduling, the health wait's granularity, the verify check, the saves |");
+        text.AppendLine();
+        var f = r.FanOut;
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"SignalR fan-out ({f.Clients} clients on `/hubs/controlplane`, WebSockets, {f.AllSeenMs.Count} changes): the last client had the change " +
+            $"**{Tools.PercentileOf(f.AllSeenMs, 50):F1} ms** (p50) / {Tools.PercentileOf(f.AllSeenMs, 99):F1} ms (p99) after the call started, the first " +
+            $"{Tools.PercentileOf(f.FirstSeenMs, 50):F1} ms; ControlPlane used {f.CpuMsPerChange:F0} ms of CPU per change (the audited API call included), " +
+            $"{f.IdleCpuMsPerSecond:F1} ms/s with the clients idle; {f.Clients} connections took {f.ConnectSeconds:F1} s to open and " +
+            $"{(f.RssAfter - f.RssBefore) / 1048576.0:F0} MB of RSS ({f.RssBefore / 1048576} → {f.RssAfter / 1048576} MB).");
+        return text.ToString();
+    }
+}
