@@ -73,7 +73,7 @@ public sealed partial class ReleaseCommands(
         else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
         for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
         errors.AddRange(request.Policy.Validate("policy"));
-        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? []));
+        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? [], request.DeployerKind));
         return errors;
     }
 
