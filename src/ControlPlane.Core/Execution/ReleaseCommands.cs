@@ -176,6 +176,14 @@ public sealed partial class ReleaseCommands(
         await db.SaveChangesAsync(cancellationToken);
     }
 
+    /// <summary>A person's decision on a hook interrupted by a crash: run it again, or count it as done (audited with the reason).</summary>
+    public Task<Deployment> ResolveHookAsync(Guid id, Actor by, bool runAgain, string? reason, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(reason)) throw DomainException.Invalid("reason", "reason is required (it is recorded in the audit trail).");
+        if (reason.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
+        return MutateAsync(id, d => d.ResolveHeldHook(by, runAgain, reason.Trim(), time.GetUtcNow()), cancellationToken);
+    }
+
     public Task<Deployment> AbortAsync(Guid id, Actor by, string? reason, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(reason)) throw DomainException.Invalid("reason", "reason is required to abort a release.");

@@ -308,6 +308,9 @@ public sealed class LifecycleHookTests(PostgresFixture postgres) : IAsyncLifetim
         Assert.Equal(["hooks.postHold.timeoutSeconds"], await FieldsOf(new { postHold = Sh("true", timeoutSeconds: 0) }));
         Assert.Equal(["hooks.postHold.timeoutSeconds"], await FieldsOf(new { postHold = Sh("true", timeoutSeconds: 3601) }));
         Assert.Equal(["hooks.preDeploy.url"], await FieldsOf(new { preDeploy = new { kind = "command", command = new[] { "true" }, url = "http://x/" } }));
+        // kubernetesJob hooks need the kubernetes deployer (this application's is "recording").
+        Assert.Equal(["hooks.preDeploy.kind"], await FieldsOf(new { preDeploy = new { kind = "kubernetesJob", image = "registry/migrate:{version}" } }));
+        Assert.Equal(["hooks.preDeploy.namespace"], await FieldsOf(new { preDeploy = new { kind = "kubernetesJob", image = "r/m", @namespace = "shop" } }));
         var list = await admin.GetAsync("/api/v1/applications/h-bad", Ct);
         Assert.Equal(HttpStatusCode.NotFound, list.StatusCode);
     }

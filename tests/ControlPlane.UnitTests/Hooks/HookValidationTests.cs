@@ -23,7 +23,7 @@ public sealed class HookValidationTests
         Assert.Equal(["hooks.preDeploy.serviceAccountName"], KubernetesFields(job with { ServiceAccountName = "Not_A_Name" }));
         Assert.Equal(["hooks.preDeploy.env"], KubernetesFields(job with { Env = new() { ["1BAD"] = "x" } }));
         Assert.Equal(["hooks.preDeploy.timeoutSeconds"], KubernetesFields(job with { TimeoutSeconds = 0 }));
-        Assert.Equal(["hooks.preDeploy.workingDirectory", "hooks.preDeploy.url"], KubernetesFields(job with { WorkingDirectory = "/tmp", Url = "http://a/" }));
+        Assert.Equal(["hooks.preDeploy.url", "hooks.preDeploy.workingDirectory"], KubernetesFields(job with { WorkingDirectory = "/tmp", Url = "http://a/" }));
         Assert.Equal(["hooks.preDeploy.image"], Fields(new ApplicationHooks { PreDeploy = new() { Kind = "command", Command = ["true"], Image = "x" } }));
         Assert.Equal(["schema.expand.kind"], new ReleaseSchema { Expand = job }.Validate("schema", "process").Select(e => e.Field));
         Assert.Empty(new ReleaseSchema { Expand = job }.Validate("schema", "kubernetes"));
