@@ -73,7 +73,7 @@ public sealed partial class ReleaseCommands(
         else errors.AddRange(deployer.ValidateSettings(request.DeployerSettings).Select(e => e with { Field = "deployer.settings." + e.Field }));
         for (var i = 0; i < request.Checks.Count; i++) errors.AddRange(request.Checks[i].Validate($"checks[{i}]"));
         errors.AddRange(request.Policy.Validate("policy"));
-        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? []));
+        if (request.Hooks is not null) errors.AddRange(request.Hooks.Validate("hooks", schemaDatabases?.Names ?? [], request.DeployerKind));
         return errors;
     }
 
@@ -175,6 +175,14 @@ public sealed partial class ReleaseCommands(
         window.Delete(by, time.GetUtcNow());
         db.FreezeWindows.Remove(window);
         await db.SaveChangesAsync(cancellationToken);
+    }
+
+    /// <summary>A person's decision on a hook interrupted by a crash: run it again, or count it as done (audited with the reason).</summary>
+    public Task<Deployment> ResolveHookAsync(Guid id, Actor by, bool runAgain, string? reason, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(reason)) throw DomainException.Invalid("reason", "reason is required (it is recorded in the audit trail).");
+        if (reason.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
+        return MutateAsync(id, d => d.ResolveHeldHook(by, runAgain, reason.Trim(), time.GetUtcNow()), cancellationToken);
     }
 
     public Task<Deployment> AbortAsync(Guid id, Actor by, string? reason, CancellationToken cancellationToken)

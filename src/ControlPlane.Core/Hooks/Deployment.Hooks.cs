@@ -59,6 +59,17 @@ public sealed partial class Deployment
             step.Output = output;
             step.ExitStatus = result.ExitStatus;
         }
+        else if (State.IsTerminal() && State != Succeeded && step.Output is null && step.Attempts > 0)
+        {
+            // The release ended (aborted) while the hook ran: the step already says so; what the hook did and how it was stopped joins it.
+            step.Message = $"{step.Message} — {result.Message}";
+            step.Output = output;
+            step.ExitStatus = result.ExitStatus;
+            UpdatedAt = now;
+            Record(Actor.System, "hook.stopped", now, State, State, result.Message,
+                Json(new { step = name, attempt = step.Attempts, exitStatus = result.ExitStatus, message = result.Message, output = output.Length > 2000 ? output[..2000] + "…" : output }));
+            return;
+        }
         UpdatedAt = now;
         // The audit event keeps the head of the output; the step keeps up to HookRunner.MaxOutput characters.
         Record(Actor.System, result.Succeeded ? "hook.succeeded" : "hook.failed", now, State, State, result.Succeeded ? null : result.Message,
@@ -69,12 +80,14 @@ public sealed partial class Deployment
     /// The step was started and never finished: ControlPlane stopped while it ran, so it may or may not have done its work.
     /// An idempotent hook runs again; any other waits for a person (<see cref="ResolveHeldHook"/>, abort, or rollback).
     /// </summary>
-    public void HookInterrupted(string name, bool idempotent, DateTimeOffset now)
+    /// <param name="found">What was found of the interrupted run (a leftover process killed, a Job waited for); null when nothing.</param>
+    public void HookInterrupted(string name, bool idempotent, DateTimeOffset now, string? found = null)
     {
         var step = Step(name);
-        var what = $"ControlPlane stopped while attempt {step.Attempts} (started {step.StartedAt:u}) ran; it may or may not have completed";
+        var what = $"ControlPlane stopped while attempt {step.Attempts} (started {step.StartedAt:u}) ran; it may or may not have completed" +
+                   (found is null ? "" : $"; {found}");
         Record(Actor.System, "hook.interrupted", now, State, State, what,
-            Json(new { step = name, attempt = step.Attempts, rerun = idempotent }));
+            Json(new { step = name, attempt = step.Attempts, rerun = idempotent, found }));
         if (idempotent) return;
         HeldHook = name;
         step.State = StepState.Failed;

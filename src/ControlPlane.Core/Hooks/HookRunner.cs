@@ -9,7 +9,7 @@ namespace ControlPlane.Core.Hooks;
 
 /// <summary>Who a hook runs for: given to http hooks as the JSON body and to commands as CONTROLPLANE_* variables.</summary>
 public sealed record HookContext(Guid ReleaseId, string Application, string Version, string? FromVersion, string Slot, string Step, int Attempt,
-    string? SchemaDatabase);
+    string? SchemaDatabase, KubernetesJobTarget? Kubernetes = null);
 
 /// <summary>How a run ended. <see cref="ExitStatus"/> is the exit code (command) or HTTP status (http); null when none.</summary>
 public sealed record HookResult(bool Succeeded, int? ExitStatus, string Output, string Message);
@@ -40,24 +40,40 @@ public static class HookEnvironment
 /// comes back as a <see cref="HookResult"/> with the output captured (truncated to <see cref="MaxOutput"/> characters,
 /// head and tail kept).
 /// </summary>
-public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases databases, ILogger<HookRunner> logger)
+public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases databases, KubernetesJobHook jobs, HookProcessRecords processes,
+    ILogger<HookRunner> logger)
 {
     public const string HttpClientName = "hooks";
     public const int MaxOutput = 8 * 1024;
 
-    public async Task<HookResult> RunAsync(LifecycleHook hook, HookContext context, CancellationToken cancellationToken)
+    /// <param name="cancellationToken">ControlPlane stops: the hook is left as it is where it can be found again (a Job), else stopped.</param>
+    /// <param name="abort">The release was aborted while the hook ran: its process group is killed, its request cancelled, its Job deleted,
+    /// and the result says so.</param>
+    public async Task<HookResult> RunAsync(LifecycleHook hook, HookContext context, CancellationToken cancellationToken, CancellationToken abort = default)
     {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, abort);
+        var token = either.Token;
         try
         {
             return hook.Kind switch
             {
-                HookKinds.Http => await RunHttpAsync(hook, context, cancellationToken),
-                HookKinds.Command => await RunCommandAsync(hook, context, cancellationToken),
-                HookKinds.Sql => await RunSqlAsync(hook, context, cancellationToken),
+                HookKinds.Http => await RunHttpAsync(hook, context, token),
+                HookKinds.Command => await RunCommandAsync(hook, context, token, abort),
+                HookKinds.Sql => await RunSqlAsync(hook, context, token),
+                HookKinds.KubernetesJob => await jobs.RunAsync(hook, context, cancellationToken, abort),
                 _ => new(false, null, "", $"hook kind '{hook.Kind}' cannot run here"),
             };
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (abort.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return new(false, null, "", hook.Kind switch
+            {
+                HookKinds.Http => $"stopped: the release was aborted while POST {hook.Url} ran; the request was cancelled",
+                HookKinds.Sql => "stopped: the release was aborted while the SQL script ran; its transaction was rolled back",
+                _ => "stopped: the release was aborted while the hook ran",
+            });
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
         {
             logger.LogWarning(ex, "{Step} hook of {Application} {Version} failed to run", context.Step, context.Application, context.Version);
             return new(false, null, "", $"could not run: {ex.Message}");
@@ -112,7 +128,7 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
         return Encoding.UTF8.GetString(buffer, 0, read);
     }
 
-    private async Task<HookResult> RunCommandAsync(LifecycleHook hook, HookContext context, CancellationToken cancellationToken)
+    private async Task<HookResult> RunCommandAsync(LifecycleHook hook, HookContext context, CancellationToken cancellationToken, CancellationToken abort)
     {
         var command = hook.Command!;
         // setsid makes the hook lead its own process group (it execs without forking), so a timeout kills what it started too.
@@ -129,6 +145,21 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
         ChildProcessEnvironment.Apply(startInfo, HookEnvironment.For(context, hook.Env));
 
         using var process = Process.Start(startInfo) ?? throw new InvalidOperationException("Process.Start returned no process");
+        // On disk before we wait on it: a ControlPlane that dies now leaves a record for the next one to end the group with.
+        var record = processes.Write(context, process.Id, DetachedProcess.OwnSession);
+        try
+        {
+            return await WaitForCommandAsync(process, command, hook, cancellationToken, abort);
+        }
+        finally
+        {
+            processes.Remove(record);
+        }
+    }
+
+    private static async Task<HookResult> WaitForCommandAsync(Process process, List<string> command, LifecycleHook hook, CancellationToken cancellationToken,
+        CancellationToken abort)
+    {
         process.StandardInput.Close();
         var output = new OutputBuffer();
         var pumps = Task.WhenAll(PumpAsync(process.StandardOutput, output), PumpAsync(process.StandardError, output));
@@ -136,6 +167,7 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(hook.Timeout);
         var timedOut = false;
+        var aborted = false;
         try
         {
             await process.WaitForExitAsync(timeout.Token);
@@ -143,9 +175,10 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
         catch (OperationCanceledException)
         {
             timedOut = !cancellationToken.IsCancellationRequested;
+            aborted = !timedOut && abort.IsCancellationRequested;
             KillGroup(process);
             await process.WaitForExitAsync(CancellationToken.None);
-            if (!timedOut) throw;
+            if (!timedOut && !aborted) throw;
         }
         // Whatever the hook left running in its group would hold the pipes open (and outlive the step): it ends with the hook.
         KillGroup(process);
@@ -154,6 +187,8 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
         var shown = string.Join(' ', command.Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
         if (timedOut)
             return new(false, null, text, $"{shown} did not finish within {hook.Timeout.TotalSeconds:0} s (timed out; its process group was killed)");
+        if (aborted)
+            return new(false, process.ExitCode, text, $"stopped: the release was aborted while {shown} ran; its process group was killed after {watch.Elapsed.TotalSeconds:0.0} s");
         var code = process.ExitCode;
         return new(code == 0, code, text, code == 0
             ? $"{shown} exited 0 in {watch.Elapsed.TotalSeconds:0.0} s"
@@ -167,7 +202,7 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
         while ((n = await reader.ReadAsync(buffer)) > 0) output.Append(buffer.AsSpan(0, n));
     }
 
-    private static void KillGroup(Process process)
+    internal static void KillGroup(Process process)
     {
         if (DetachedProcess.OwnSession && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
         {
@@ -226,7 +261,7 @@ public sealed class HookRunner(IHttpClientFactory httpClients, SchemaDatabases d
     }
 
     /// <summary>Keeps the first and the last <see cref="MaxOutput"/>/2 characters of a stream of output.</summary>
-    private sealed class OutputBuffer
+    internal sealed class OutputBuffer
     {
         private readonly StringBuilder _head = new();
         private readonly StringBuilder _tail = new();

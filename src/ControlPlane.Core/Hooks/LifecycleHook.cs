@@ -4,7 +4,8 @@ namespace ControlPlane.Core.Hooks;
 
 /// <summary>
 /// One thing ControlPlane runs at a point of a release: an HTTP call (<c>http</c>), a program on the runtime host
-/// (<c>command</c>), or — only as a release's <c>schema.expand</c>/<c>contract</c> — a SQL script (<c>sql</c>) against the
+/// (<c>command</c>), a Kubernetes Job in the namespace and cluster of the application's <c>kubernetes</c> deployer
+/// (<c>kubernetesJob</c>), or — only as a release's <c>schema.expand</c>/<c>contract</c> — a SQL script (<c>sql</c>) against the
 /// application's named schema database. Bound from JSON like checks and policies (unknown fields refused by the serializer);
 /// fields that belong to another kind are refused by <see cref="Validate"/>.
 /// </summary>
@@ -24,6 +25,10 @@ public sealed record LifecycleHook
     // sql
     public string? Script { get; init; }
 
+    // kubernetesJob (command and env too): the container image, {version} substituted, and an optional service account
+    public string? Image { get; init; }
+    public string? ServiceAccountName { get; init; }
+
     public int? TimeoutSeconds { get; init; }
 
     /// <summary>Safe to run again after ControlPlane died while it ran; otherwise such a run waits for a person.</summary>
@@ -41,20 +46,25 @@ public sealed record LifecycleHook
         HookKinds.Http => $"POST {Url}",
         HookKinds.Command => string.Join(' ', Command ?? []),
         HookKinds.Sql => $"SQL script ({SqlScript.Split(Script ?? "").Count} statement(s))",
+        HookKinds.KubernetesJob => $"Kubernetes Job {Image}{(Command is { Count: > 0 } ? " " + string.Join(' ', Command) : "")}",
         _ => Kind ?? "",
     };
 
-    public IEnumerable<SettingsError> Validate(string prefix, bool sqlAllowed)
+    /// <param name="deployerKind">The application's deployer: kubernetesJob hooks run with the <c>kubernetes</c> deployer's cluster and namespace.</param>
+    public IEnumerable<SettingsError> Validate(string prefix, bool sqlAllowed, string? deployerKind)
     {
-        string[] kinds = sqlAllowed ? [HookKinds.Http, HookKinds.Command, HookKinds.Sql] : [HookKinds.Http, HookKinds.Command];
+        string[] kinds = sqlAllowed
+            ? [HookKinds.Http, HookKinds.Command, HookKinds.KubernetesJob, HookKinds.Sql]
+            : [HookKinds.Http, HookKinds.Command, HookKinds.KubernetesJob];
         if (string.IsNullOrEmpty(Kind))
         {
             yield return new($"{prefix}.kind", $"is required: one of {string.Join(", ", kinds)}");
             yield break;
         }
-        if (Kind == HookKinds.KubernetesJob)
+        if (Kind == HookKinds.KubernetesJob && deployerKind != Deployers.KubernetesDeployer.KindName)
         {
-            yield return new($"{prefix}.kind", "kubernetesJob hooks are not available yet; use an http hook that starts the Job, or a command hook running kubectl");
+            yield return new($"{prefix}.kind", $"kubernetesJob hooks run in the cluster and namespace of the kubernetes deployer; this application's deployer is '{deployerKind}'. " +
+                                               "Use a command or http hook");
             yield break;
         }
         if (!kinds.Contains(Kind))
@@ -71,6 +81,7 @@ public sealed record LifecycleHook
                  {
                      ("url", Url is not null), ("expectedStatus", ExpectedStatus is not null), ("command", Command is not null),
                      ("workingDirectory", WorkingDirectory is not null), ("env", Env is not null), ("script", Script is not null),
+                     ("image", Image is not null), ("serviceAccountName", ServiceAccountName is not null),
                  })
         {
             if (given && !FieldsOf(Kind).Contains(field))
@@ -85,10 +96,19 @@ public sealed record LifecycleHook
                 if (ExpectedStatus is < 100 or > 599)
                     yield return new($"{prefix}.expectedStatus", "must be an HTTP status code (100-599)");
                 break;
-            case HookKinds.Command:
-                if (Command is not { Count: > 0 } || string.IsNullOrWhiteSpace(Command[0]))
+            case HookKinds.Command or HookKinds.KubernetesJob:
+                if (Kind == HookKinds.KubernetesJob)
+                {
+                    if (string.IsNullOrWhiteSpace(Image) || Image.Any(char.IsWhiteSpace) || Image.Length > 512)
+                        yield return new($"{prefix}.image", "is required: the container image to run, e.g. registry/shop-migrate:{version}");
+                    if (ServiceAccountName is not null && !Kubernetes.KubernetesNames.IsDnsSubdomain(ServiceAccountName))
+                        yield return new($"{prefix}.serviceAccountName", "must be a Kubernetes name: lower-case letters, digits, '-' and '.'");
+                    if (Command is { Count: 0 })
+                        yield return new($"{prefix}.command", "must not be empty: leave it out to run the image's own entrypoint");
+                }
+                else if (Command is not { Count: > 0 } || string.IsNullOrWhiteSpace(Command[0]))
                     yield return new($"{prefix}.command", "is required: the program and its arguments, e.g. [\"/usr/local/bin/migrate\", \"--up\"]");
-                else
+                if (Command is { Count: > 0 } && (Kind == HookKinds.KubernetesJob || !string.IsNullOrWhiteSpace(Command[0])))
                 {
                     for (var i = 0; i < Command.Count; i++)
                         if (Command[i] is null || Command[i].Contains('\0'))
@@ -104,6 +124,8 @@ public sealed record LifecycleHook
                         yield return new($"{prefix}.env.{name}", "must be a string without NUL characters");
                     else if (name.StartsWith(HookEnvironment.Prefix, StringComparison.Ordinal))
                         yield return new($"{prefix}.env.{name}", $"names starting with {HookEnvironment.Prefix} are set by ControlPlane");
+                    else if (Kind == HookKinds.KubernetesJob && !KubernetesJobHook.IsEnvName(name))
+                        yield return new($"{prefix}.env", $"'{name}' is not a valid container environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)");
                 }
                 break;
             case HookKinds.Sql:
@@ -120,6 +142,7 @@ public sealed record LifecycleHook
         HookKinds.Http => ["url", "expectedStatus"],
         HookKinds.Command => ["command", "workingDirectory", "env"],
         HookKinds.Sql => ["script"],
+        HookKinds.KubernetesJob => ["image", "command", "env", "serviceAccountName"],
         _ => [],
     };
 }
@@ -148,10 +171,10 @@ public sealed record ApplicationHooks
     [JsonIgnore]
     public bool IsEmpty => PreDeploy is null && PreSwitch is null && PostSwitch is null && PostHold is null && SchemaDatabase is null;
 
-    public IEnumerable<SettingsError> Validate(string prefix, IReadOnlyCollection<string> configuredDatabases)
+    public IEnumerable<SettingsError> Validate(string prefix, IReadOnlyCollection<string> configuredDatabases, string? deployerKind)
     {
         foreach (var (point, hook) in Points())
-            foreach (var e in hook.Validate($"{prefix}.{point}", sqlAllowed: false)) yield return e;
+            foreach (var e in hook.Validate($"{prefix}.{point}", sqlAllowed: false, deployerKind)) yield return e;
         if (SchemaDatabase is not null && !configuredDatabases.Contains(SchemaDatabase))
             yield return new($"{prefix}.schemaDatabase", configuredDatabases.Count == 0
                 ? "no schema database is configured on this ControlPlane (ControlPlane:SchemaDatabases:<name>)"
@@ -173,10 +196,11 @@ public sealed record ReleaseSchema
     public LifecycleHook? Expand { get; init; }
     public LifecycleHook? Contract { get; init; }
 
-    public IEnumerable<SettingsError> Validate(string prefix)
+    /// <param name="deployerKind">Null when the application is not known yet (checked again when the release is planned).</param>
+    public IEnumerable<SettingsError> Validate(string prefix, string? deployerKind = Deployers.KubernetesDeployer.KindName)
     {
-        if (Expand is not null) foreach (var e in Expand.Validate($"{prefix}.expand", sqlAllowed: true)) yield return e;
-        if (Contract is not null) foreach (var e in Contract.Validate($"{prefix}.contract", sqlAllowed: true)) yield return e;
+        if (Expand is not null) foreach (var e in Expand.Validate($"{prefix}.expand", sqlAllowed: true, deployerKind)) yield return e;
+        if (Contract is not null) foreach (var e in Contract.Validate($"{prefix}.contract", sqlAllowed: true, deployerKind)) yield return e;
     }
 }
 

@@ -18,11 +18,12 @@ namespace ControlPlane.Core.Hooks;
 /// </summary>
 public sealed class LifecycleSteps(
     ControlPlaneDbContext db, ProviderRegistry providers, CheckRunner checks, HookRunner runner, RuntimeHost host, TimeProvider time,
-    ILogger<LifecycleSteps> logger)
+    KubernetesJobHook jobs, HookProcessRecords processes, ILogger<LifecycleSteps> logger)
 {
     private static readonly TimeSpan HoldPoll = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan WrongHostRetry = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan LeaseRenewal = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan AbortPoll = TimeSpan.FromSeconds(1);
 
     /// <summary>Runs or waits on the release's due hook step; returns whether it did (the rest of this pass is then skipped).</summary>
     public async Task<bool> RunDueAsync(Guid deploymentId, CancellationToken cancellationToken)
@@ -72,22 +73,37 @@ public sealed class LifecycleSteps(
             }
             return true;
         }
+        HookContext Context() => new(d.Id, app.Name, d.Version, d.FromVersion, d.TargetSlot.Name(), due, step.Attempts, d.Lifecycle.Hooks?.SchemaDatabase,
+            hook.Kind == HookKinds.KubernetesJob ? KubernetesJobTarget.Of(app.DeployerKind, app.DeployerSettingsJson) : null);
+        var resumed = false;
         if (step.State == StepState.Running)
         {
-            logger.LogWarning("The {Step} hook of {Application} {Version} was interrupted (attempt {Attempt}); idempotent: {Idempotent}",
-                due, app.Name, d.Version, step.Attempts, hook.Idempotent);
-            d.HookInterrupted(due, hook.Idempotent, now);
-            if (!hook.Idempotent)
+            // A Job is found again by its name: the same attempt is waited for, never started a second time.
+            var found = hook.Kind == HookKinds.KubernetesJob ? await jobs.ExistsAsync(Context(), cancellationToken) : false;
+            if (found is null)
+            {
+                d.NoteOnStep(due, "interrupted; waiting for the Kubernetes API to tell whether its Job exists", now);
+                d.RunAgainAt(now + WrongHostRetry);
+                await db.SaveChangesAsync(cancellationToken);
+                return true;
+            }
+            // A command's process group may have outlived the ControlPlane that started it: it ends before anything is decided.
+            var leftover = hook.Kind == HookKinds.Command ? processes.KillLeftover(d.Id, due) : null;
+            logger.LogWarning("The {Step} hook of {Application} {Version} was interrupted (attempt {Attempt}); idempotent: {Idempotent}; its Job found: {Found}",
+                due, app.Name, d.Version, step.Attempts, hook.Idempotent, found);
+            resumed = found == true;
+            d.HookInterrupted(due, hook.Idempotent || resumed, now, resumed ? $"its Job {KubernetesJobHook.JobName(d.Id, due)} exists and is waited for" : leftover);
+            if (!hook.Idempotent && !resumed)
             {
                 await db.SaveChangesAsync(cancellationToken);
                 return true;
             }
         }
-        d.StartHook(due, hook.Describe(), now);
+        if (!resumed) d.StartHook(due, hook.Describe(), now);
         await db.SaveChangesAsync(cancellationToken); // on record before anything runs
 
-        var context = new HookContext(d.Id, app.Name, d.Version, d.FromVersion, d.TargetSlot.Name(), due, step.Attempts, d.Lifecycle.Hooks?.SchemaDatabase);
-        var result = await RunKeepingLeaseAsync(d.Id, hook, context, cancellationToken);
+        var context = Context();
+        var result = await RunKeepingLeaseAsync(d.Id, d.State, hook, context, cancellationToken);
         if (due == HookSteps.Expand && result.Succeeded) result = await RecheckLiveAsync(app, result, cancellationToken);
         await RecordAsync(deploymentId, due, result, cancellationToken);
         return true;
@@ -147,14 +163,28 @@ public sealed class LifecycleSteps(
         return now >= at ? null : at;
     }
 
-    private async Task<HookResult> RunKeepingLeaseAsync(Guid deploymentId, LifecycleHook hook, HookContext context, CancellationToken cancellationToken)
+    private async Task<HookResult> RunKeepingLeaseAsync(Guid deploymentId, DeploymentState startedIn, LifecycleHook hook, HookContext context,
+        CancellationToken cancellationToken)
     {
-        var run = runner.RunAsync(hook, context, cancellationToken);
+        using var abort = new CancellationTokenSource();
+        var run = runner.RunAsync(hook, context, cancellationToken, abort.Token);
+        var renewed = time.GetUtcNow();
         // The worker's lease lasts 60 s; a longer hook keeps it, so no other replica takes the release and runs the hook twice.
-        while (await Task.WhenAny(run, Task.Delay(LeaseRenewal, cancellationToken)) != run)
+        // Meanwhile a person (on any replica) may end the release: then the hook is stopped rather than left to finish.
+        while (await Task.WhenAny(run, Task.Delay(AbortPoll, cancellationToken)) != run)
+        {
+            var state = await db.Deployments.AsNoTracking().Where(x => x.Id == deploymentId).Select(x => x.State).SingleAsync(cancellationToken);
+            if (state != startedIn && state is Aborted or Failed or DeploymentState.RolledBack && !abort.IsCancellationRequested)
+            {
+                logger.LogWarning("Stopping the {Step} hook of {Application} {Version}: the release is now {State}", context.Step, context.Application, context.Version, state);
+                await abort.CancelAsync();
+            }
+            if (time.GetUtcNow() - renewed < LeaseRenewal) continue;
+            renewed = time.GetUtcNow();
             await db.Database.ExecuteSqlAsync(
                 $"UPDATE deployments SET lease_expires_at = now() + interval '60 seconds' WHERE id = {deploymentId} AND lease_expires_at IS NOT NULL",
                 cancellationToken);
+        }
         return await run;
     }
 

@@ -48,8 +48,12 @@ public static partial class ReleasePlanner
         var schema = request?.Schema;
         var errors = new List<SettingsError>();
         foreach (var (field, hook) in new[] { ("schema.expand", schema?.Expand), ("schema.contract", schema?.Contract) })
+        {
             if (hook?.Kind == HookKinds.Sql && app.Hooks?.SchemaDatabase is null)
                 errors.Add(new($"{field}.kind", $"{app.Name} names no hooks.schemaDatabase for SQL scripts to run against; register one or use a command/http hook"));
+            if (hook?.Kind == HookKinds.KubernetesJob)
+                errors.AddRange(hook.Validate(field, sqlAllowed: true, app.DeployerKind).Where(e => e.Field == $"{field}.kind"));
+        }
         if (schema?.Expand is { Kind: HookKinds.Sql, Script: { } script })
         {
             var findings = DdlGuard.CheckExpand(script);

@@ -1,9 +1,8 @@
-using ControlPlane.Core.Data;
+using ControlPlane.Core.Execution;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Hooks;
 using ControlPlane.Core.Security;
 using ControlPlane.Web.Security;
-using Microsoft.EntityFrameworkCore;
 
 namespace ControlPlane.Web.Api;
 
@@ -14,8 +13,7 @@ public static class HooksApi
     {
         // A hook that ControlPlane stopped in the middle of is not run again by itself (unless idempotent): a person says
         // whether it completed ("done") or must run again ("runAgain"). Audited with the reason.
-        deployments.MapPost("/{id:guid}/hooks/resolve", async (Guid id, ResolveHookRequest body, ControlPlaneDbContext db, TimeProvider time,
-            HttpContext http, CancellationToken ct) =>
+        deployments.MapPost("/{id:guid}/hooks/resolve", async (Guid id, ResolveHookRequest body, ReleaseCommands commands, HttpContext http, CancellationToken ct) =>
         {
             var runAgain = body.Decision switch
             {
@@ -23,21 +21,8 @@ public static class HooksApi
                 "done" => false,
                 _ => throw DomainException.Invalid("decision", "decision must be 'runAgain' or 'done'."),
             };
-            if (string.IsNullOrWhiteSpace(body.Reason)) throw DomainException.Invalid("reason", "reason is required (it is recorded in the audit trail).");
-            if (body.Reason.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
-            for (var attempt = 1; ; attempt++)
-            {
-                db.ChangeTracker.Clear();
-                var d = await db.Deployments.SingleOrDefaultAsync(x => x.Id == id, ct)
-                        ?? throw DomainException.NotFound($"Deployment {id} does not exist.");
-                d.ResolveHeldHook(http.ToActor(), runAgain, body.Reason.Trim(), time.GetUtcNow());
-                try
-                {
-                    await db.SaveChangesAsync(ct);
-                    return TypedResults.Ok(Dto.Deployment(d));
-                }
-                catch (DbUpdateConcurrencyException) when (attempt < 5) { }
-            }
+            var d = await commands.ResolveHookAsync(id, http.ToActor(), runAgain, body.Reason, ct);
+            return TypedResults.Ok(Dto.Deployment(d));
         }).RequirePermission(Permission.StartRelease);
         return deployments;
     }

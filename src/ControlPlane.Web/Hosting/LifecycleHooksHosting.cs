@@ -17,6 +17,8 @@ public static class LifecycleHooksHosting
         // No redirects: a hook's URL is what the Admin registered, not where it points on.
         services.AddHttpClient(HookRunner.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) });
+        services.AddSingleton<KubernetesJobHook>();
+        services.AddSingleton<HookProcessRecords>();
         services.AddSingleton<HookRunner>();
         services.AddScoped<LifecycleSteps>();
         return services;

@@ -32,6 +32,10 @@ public sealed class HookServer : IAsyncDisposable
     public ConcurrentDictionary<string, Action> Effects { get; } = new();
     public ConcurrentQueue<(string Path, string? Key, JsonElement Body)> Requests { get; } = new();
 
+    /// <summary>Paths that never answer; a request to one that its client cancelled is listed in <see cref="Cancelled"/>.</summary>
+    public ConcurrentDictionary<string, bool> Hang { get; } = new();
+    public ConcurrentQueue<string> Cancelled { get; } = new();
+
     public static async Task<HookServer> StartAsync()
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -46,6 +50,12 @@ public sealed class HookServer : IAsyncDisposable
             server!.Requests.Enqueue((path, context.Request.Headers["Idempotency-Key"].ToString(),
                 text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone()));
             if (server.Effects.TryGetValue(path, out var effect)) effect();
+            if (server.Hang.ContainsKey(path))
+            {
+                try { await Task.Delay(Timeout.Infinite, context.RequestAborted); }
+                catch (OperationCanceledException) { server.Cancelled.Enqueue(path); }
+                return;
+            }
             context.Response.StatusCode = server.Status.GetValueOrDefault(path, 200);
             await context.Response.WriteAsync($"hook server saw {context.Request.Method} {path}", context.RequestAborted);
         });

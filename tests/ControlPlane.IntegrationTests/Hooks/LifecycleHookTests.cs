@@ -308,6 +308,9 @@ public sealed class LifecycleHookTests(PostgresFixture postgres) : IAsyncLifetim
         Assert.Equal(["hooks.postHold.timeoutSeconds"], await FieldsOf(new { postHold = Sh("true", timeoutSeconds: 0) }));
         Assert.Equal(["hooks.postHold.timeoutSeconds"], await FieldsOf(new { postHold = Sh("true", timeoutSeconds: 3601) }));
         Assert.Equal(["hooks.preDeploy.url"], await FieldsOf(new { preDeploy = new { kind = "command", command = new[] { "true" }, url = "http://x/" } }));
+        // kubernetesJob hooks need the kubernetes deployer (this application's is "recording").
+        Assert.Equal(["hooks.preDeploy.kind"], await FieldsOf(new { preDeploy = new { kind = "kubernetesJob", image = "registry/migrate:{version}" } }));
+        Assert.Equal(["hooks.preDeploy.namespace"], await FieldsOf(new { preDeploy = new { kind = "kubernetesJob", image = "r/m", @namespace = "shop" } }));
         var list = await admin.GetAsync("/api/v1/applications/h-bad", Ct);
         Assert.Equal(HttpStatusCode.NotFound, list.StatusCode);
     }
@@ -353,5 +356,51 @@ public sealed class LifecycleHookTests(PostgresFixture postgres) : IAsyncLifetim
         Assert.Single(await File.ReadAllLinesAsync(log, Ct));
         var audit = (await again.GetJsonAsync("/api/v1/audit?application=h-held&action=hook.resolved")).GetProperty("items");
         Assert.Equal("checked: the migration completed", Assert.Single(audit.EnumerateArray()).GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task Aborting_while_a_command_hook_runs_kills_its_process_group_and_records_it()
+    {
+        using var admin = _factory.Admin();
+        var pidFile = Path.Combine(_dir, "abort-child.pid");
+        await RegisterAsync(_factory, admin, "h-abort-cmd", Quick, new { preDeploy = Sh($"sleep 300 & echo $! > {pidFile}; echo 'migrating orders'; wait", timeoutSeconds: 600) });
+        var id = (await admin.StartReleaseAsync("h-abort-cmd", "2.0.0")).GetProperty("id").GetString()!;
+        await WaitForAsync(admin, id, _ => File.Exists(pidFile) && new FileInfo(pidFile).Length > 0, "the hook to start its child");
+        var child = int.Parse((await File.ReadAllTextAsync(pidFile, Ct)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+        var abort = await admin.PostJsonAsync($"/api/v1/deployments/{id}/abort", new { reason = "wrong migration" });
+        Assert.Equal(HttpStatusCode.OK, abort.StatusCode);
+
+        var stopped = await WaitForAsync(admin, id, d => StepOf(d, "preDeploy").GetProperty("message").GetString()!.Contains("process group was killed"), "the hook to be killed");
+        Assert.Equal("Aborted", stopped.GetProperty("state").GetString());
+        var step = StepOf(stopped, "preDeploy");
+        Assert.Equal("Failed", step.GetProperty("state").GetString());
+        Assert.Contains("aborted by bootstrap: wrong migration", step.GetProperty("message").GetString());
+        Assert.Contains("migrating orders", step.GetProperty("output").GetString());
+        Assert.True(IsGone(child), $"the hook's child {child} still runs after the abort");
+        var audit = (await admin.GetJsonAsync("/api/v1/audit?application=h-abort-cmd&action=hook.stopped")).GetProperty("items");
+        Assert.Contains("process group was killed", Assert.Single(audit.EnumerateArray()).GetProperty("reason").GetString());
+        Assert.DoesNotContain(_factory.Log.Of("h-abort-cmd"), c => c.StartsWith("deployer deploy h-abort-cmd green", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Aborting_while_an_http_hook_waits_cancels_its_request_and_records_it()
+    {
+        await using var server = await HookServer.StartAsync();
+        server.Hang["/slow-expand"] = true;
+        using var admin = _factory.Admin();
+        await RegisterAsync(_factory, admin, "h-abort-http", Quick, new { });
+        var start = await admin.PostJsonAsync("/api/v1/applications/h-abort-http/deployments",
+            new { version = "2.0.0", schema = new { expand = new { kind = "http", url = new Uri(server.Url, "slow-expand").ToString(), timeoutSeconds = 600 } } });
+        var id = (await start.JsonAsync()).GetProperty("id").GetString()!;
+        await WaitForAsync(admin, id, _ => server.Requests.Any(r => r.Path == "/slow-expand"), "the expand request to arrive");
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostJsonAsync($"/api/v1/deployments/{id}/abort", new { reason = "expand hangs" })).StatusCode);
+
+        var stopped = await WaitForAsync(admin, id, d => StepOf(d, "expand").GetProperty("message").GetString()!.Contains("request was cancelled"), "the request to be cancelled");
+        Assert.Equal("Aborted", stopped.GetProperty("state").GetString());
+        await WaitForAsync(admin, id, _ => server.Cancelled.Contains("/slow-expand"), "the hook server to see the request cancelled");
+        var audit = (await admin.GetJsonAsync("/api/v1/audit?application=h-abort-http&action=hook.stopped")).GetProperty("items");
+        Assert.Single(audit.EnumerateArray());
     }
 }

@@ -7,7 +7,8 @@ public static class TestApplications
 {
     /// <param name="routerPort">The embedded router's listenPort; a fresh free port when null (0 lets the router pick one, kept from then on).</param>
     /// <param name="checks">The application's checks; one HTTP check of <c>/</c> when null.</param>
-    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy, int? routerPort = null, object? checks = null)
+    public static async Task<string> RegisterDemoCopyAsync(HttpClient admin, string name, object policy, int? routerPort = null, object? checks = null,
+        object? hooks = null)
     {
         var dll = Core.Deployers.DemoAppLocator.Find() ?? throw new InvalidOperationException("The demo app is not built.");
         var response = await admin.PostAsJsonAsync("/api/v1/applications", new
@@ -30,6 +31,7 @@ public static class TestApplications
             checks = checks ?? new[] { new { name = "home", path = "/" } },
             policy,
             initialVersion = "1.0.0",
+            hooks,
         }, TestContext.Current.CancellationToken);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
         var publicUrl = await admin.PublicUrlAsync(name);

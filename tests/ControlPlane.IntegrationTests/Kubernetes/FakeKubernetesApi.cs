@@ -31,7 +31,8 @@ public sealed record RecordedRequest(string Method, string Path, string Query, s
 /// <c>Status</c> objects. Two controllers are simulated: the EndpointSlice controller (ready and not-ready pods the Service
 /// selects; its updates can lag or stall) and the Deployment controller (a spec change bumps the generation; after each GET of the
 /// Deployment the rollout advances one step unless stalled). <c>/public/{ns}/{service}/…</c> answers like kube-proxy would: from
-/// a ready endpoint of the current slices, with that pod's <c>version</c> and <c>slot</c> labels. Every request is recorded.
+/// a ready endpoint of the current slices, with that pod's <c>version</c> and <c>slot</c> labels. batch/v1 Jobs too, with a simulated
+/// Job controller (see FakeKubernetesApi.Jobs.cs) and the pods/log subresource. Every request is recorded.
 /// </summary>
 public sealed partial class FakeKubernetesApi : IAsyncDisposable
 {
@@ -276,7 +277,7 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
             var namespaceName = namespacePath.Groups["ns"].Value;
             bool exists;
             lock (gate)
-                exists = services.Keys.Concat(pods.Keys).Concat(deployments.Keys).Any(k => InNamespace(k, namespaceName));
+                exists = services.Keys.Concat(pods.Keys).Concat(deployments.Keys).Concat(jobs.Keys).Any(k => InNamespace(k, namespaceName));
             await WriteAsync(context, exists ? 200 : 404, exists
                 ? new JsonObject
                 {
@@ -286,6 +287,28 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
                     ["status"] = new JsonObject { ["phase"] = "Active" },
                 }
                 : Status(404, "NotFound", $"namespaces \"{namespaceName}\" not found", namespaceName, "", "namespaces"));
+            return;
+        }
+
+        if (JobsPath().Match(path) is { Success: true } jobsPath)
+        {
+            var jobName = jobsPath.Groups["name"].Length > 0 ? jobsPath.Groups["name"].Value : null;
+            var jobVerb = (request.Method, jobName) switch
+            {
+                ("GET", null) => "list", ("GET", _) => "get", ("POST", null) => "create", ("DELETE", not null) => "delete", _ => null,
+            };
+            permission = (jobVerb ?? request.Method.ToLowerInvariant(), "batch", "jobs");
+            int jobCode;
+            JsonObject jobAnswer;
+            lock (gate)
+                (jobCode, jobAnswer) = HandleJob(jobVerb, jobsPath.Groups["ns"].Value, jobName, request.Query["labelSelector"].ToString(), body);
+            await WriteAsync(context, jobCode, jobAnswer);
+            return;
+        }
+        if (request.Method == "GET" && PodLogPath().Match(path) is { Success: true } logPath)
+        {
+            permission = ("get", "", "pods/log");
+            await AnswerPodLogAsync(context, logPath.Groups["ns"].Value, logPath.Groups["name"].Value, request.Query["container"].ToString());
             return;
         }
 
@@ -364,15 +387,19 @@ public sealed partial class FakeKubernetesApi : IAsyncDisposable
             "/apis" => new JsonObject
             {
                 ["kind"] = "APIGroupList", ["apiVersion"] = "v1",
-                ["groups"] = new JsonArray(Group("apps"), Group("discovery.k8s.io")),
+                ["groups"] = new JsonArray(Group("apps"), Group("batch"), Group("discovery.k8s.io")),
             },
             "/api/v1" => Resources("v1",
                 Resource("namespaces", "namespace", "Namespace", ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"], namespaced: false),
                 Resource("pods", "pod", "Pod", all, ["po"]),
+                Resource("pods/log", "", "Pod", ["get"]),
                 Resource("services", "service", "Service", all, ["svc"])),
             "/apis/apps/v1" => Resources("apps/v1",
                 Resource("deployments", "deployment", "Deployment", all, ["deploy"]),
                 Resource("deployments/scale", "", "Scale", ["get", "patch", "update"], group: "autoscaling", version: "v1")),
+            "/apis/batch/v1" => Resources("batch/v1",
+                Resource("jobs", "job", "Job", all),
+                Resource("jobs/status", "", "Job", ["get", "patch", "update"])),
             "/apis/discovery.k8s.io/v1" => Resources("discovery.k8s.io/v1",
                 Resource("endpointslices", "endpointslice", "EndpointSlice", all)),
             _ => null,

@@ -48,7 +48,7 @@ public sealed class ManifestTests
     }
 
     [Fact]
-    public async Task Rbac_role_grants_every_call_the_router_and_deployer_make()
+    public async Task Rbac_role_grants_every_call_the_router_deployer_and_job_hooks_make()
     {
         var objects = Load("rbac.yaml");
         var role = objects.OfType<V1Role>().Single();
@@ -88,6 +88,13 @@ public sealed class ManifestTests
         await router.SwitchAsync(routerBinding, Slot.Green, Ct);
         Assert.True((await router.VerifyDataPlaneAsync(routerBinding, Slot.Green, "2.0.0", Ct)).Verified);
         await deployer.StopAsync(deployerBinding, Slot.Blue, Ct);
+        // A kubernetesJob hook: create, follow, read the pod log; then one that times out and is deleted.
+        var jobs = new ControlPlane.Core.Hooks.KubernetesJobHook(clients, NullLogger<ControlPlane.Core.Hooks.KubernetesJobHook>.Instance);
+        var hook = new ControlPlane.Core.Hooks.LifecycleHook { Kind = "kubernetesJob", Image = "r/migrate:{version}", TimeoutSeconds = 1 };
+        var target = new ControlPlane.Core.Hooks.KubernetesJobTarget(new KubernetesConnection(null, null), "shop");
+        Assert.True((await jobs.RunAsync(hook with { TimeoutSeconds = 60 }, new(Guid.NewGuid(), "checkout", "2.0.0", "1.0.0", "green", "preDeploy", 1, null, target), Ct, CancellationToken.None)).Succeeded);
+        api.JobBehaviour = _ => FakeJobRun.RunsForever("");
+        Assert.Contains("timed out", (await jobs.RunAsync(hook, new(Guid.NewGuid(), "checkout", "2.0.0", "1.0.0", "green", "preDeploy", 1, null, target), Ct, CancellationToken.None)).Message);
 
         var used = api.Requests.Where(r => r.Permission is not null).Select(r => r.Permission!.Value).ToHashSet();
         Assert.Empty(used.Except(granted));

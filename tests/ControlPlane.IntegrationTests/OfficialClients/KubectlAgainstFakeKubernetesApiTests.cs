@@ -7,7 +7,7 @@ namespace ControlPlane.IntegrationTests.OfficialClients;
 /// The fake Kubernetes API is only worth what it shares with a real API server. The real <c>kubectl</c> (v1.32, Debian's
 /// package) drives it here with every verb the kubernetes router and deployer use — get a Service and a Deployment, list Pods and
 /// EndpointSlices by label selector, merge-patch a Service conditional on its resourceVersion, strategic- and merge-patch a
-/// Deployment, merge-patch the scale subresource — and must decode each answer, and each error (404, 409, 403) as the
+/// Deployment, merge-patch the scale subresource, create/get/delete a Job and read its pod's log (kubernetesJob hooks) — and must decode each answer, and each error (404, 409, 403) as the
 /// <c>Status</c> object it prints as "Error from server (Reason): message".
 /// </summary>
 public sealed class KubectlAgainstFakeKubernetesApiTests : IAsyncLifetime
@@ -170,6 +170,55 @@ public sealed class KubectlAgainstFakeKubernetesApiTests : IAsyncLifetime
         _api.Forbid("list", "endpointslices");
         var forbiddenList = await KubectlAsync("get", "endpointslices", "-l", "kubernetes.io/service-name=checkout", "-o", "json");
         Assert.Contains("Error from server (Forbidden): endpointslices.discovery.k8s.io is forbidden", forbiddenList.Error);
+    }
+
+    [Fact]
+    public async Task Jobs_create_get_logs_and_delete_as_kubectl_does_them_and_as_the_kubernetesJob_hook_needs()
+    {
+        _api.JobBehaviour = name => name == "cp-predeploy-abc" ? FakeJobRun.Succeeds("migrated 2 tables\n") : FakeJobRun.RunsForever("waiting\n");
+        var manifest = Path.Combine(_home, "job.json");
+        await File.WriteAllTextAsync(manifest, """
+            {"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"cp-predeploy-abc","annotations":{"controlplane.io/hook-attempt":"1"}},
+             "spec":{"backoffLimit":0,"activeDeadlineSeconds":600,"template":{"spec":{"restartPolicy":"Never",
+               "containers":[{"name":"hook","image":"registry/migrate:2.0.0","env":[{"name":"CONTROLPLANE_RELEASE_ID","value":"abc"}]}]}}}}
+            """, Ct);
+
+        var created = await JsonAsync("create", "-f", manifest, "--validate=false", "-o", "json");
+        Assert.Equal(("Job", "batch/v1"), ((string?)created["kind"], (string?)created["apiVersion"]));
+        var uid = (string?)created["metadata"]!["uid"];
+        Assert.Equal(uid, (string?)created["spec"]!["selector"]!["matchLabels"]!["batch.kubernetes.io/controller-uid"]);
+        Assert.Equal(("create", "batch", "jobs"), _api.Writes[^1].Permission);
+        var again = await KubectlAsync("create", "-f", manifest, "--validate=false");
+        Assert.Equal(1, again.Code);
+        Assert.Contains("Error from server (AlreadyExists)", again.Error);
+        Assert.Contains("jobs.batch \"cp-predeploy-abc\" already exists", again.Error);
+
+        // The controller finished the pod: the Job's conditions read as kubectl reads them, the pod's log through the Job.
+        var job = await JsonAsync("get", "job", "cp-predeploy-abc", "-o", "json");
+        Assert.Equal("True", (string?)job["status"]!["conditions"]!.AsArray().Single(c => (string?)c!["type"] == "Complete")!["status"]);
+        Assert.Equal(1, (int?)job["status"]!["succeeded"]);
+        var logs = await KubectlAsync("logs", "job/cp-predeploy-abc");
+        Assert.True(logs.Code == 0, logs.Error);
+        Assert.Equal("migrated 2 tables\n", logs.Output);
+        var pods = await JsonAsync("get", "pods", "-l", "job-name=cp-predeploy-abc", "-o", "json");
+        var pod = pods["items"]!.AsArray().Single()!;
+        Assert.Equal(0, (int?)pod["status"]!["containerStatuses"]![0]!["state"]!["terminated"]!["exitCode"]);
+        var table = await KubectlAsync("get", "jobs");
+        Assert.Contains("cp-predeploy-abc", table.Output);
+
+        var deleted = await KubectlAsync("delete", "job", "cp-predeploy-abc", "--cascade=background", "--wait=false");
+        Assert.True(deleted.Code == 0, deleted.Error);
+        Assert.Contains("job.batch \"cp-predeploy-abc\" deleted", deleted.Output);
+        var delete = _api.Writes[^1];
+        Assert.Equal(("DELETE", ("delete", "batch", "jobs")), (delete.Method, delete.Permission!.Value));
+        Assert.Equal("Background", (string?)delete.Json!["propagationPolicy"]);
+        Assert.Empty(_api.JobPods(Ns, "cp-predeploy-abc"));
+        var missing = await KubectlAsync("get", "job", "cp-predeploy-abc");
+        Assert.Contains("Error from server (NotFound): jobs.batch \"cp-predeploy-abc\" not found", missing.Error);
+
+        _api.Forbid("create", "jobs");
+        var forbidden = await KubectlAsync("create", "-f", manifest, "--validate=false");
+        Assert.Contains($"jobs.batch is forbidden: User \"{FakeKubernetesApi.User}\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"shop\"", forbidden.Error);
     }
 
     private async Task<JsonNode> JsonAsync(params string[] arguments)
