@@ -21,6 +21,9 @@ using MudBlazor.Services;
 using Npgsql;
 
 var builder = WebApplication.CreateBuilder(args);
+// `-- reset-admin [--user NAME]`: a new one-time password for a locked-out installation, without the web server (README).
+if (ResetAdminCommand.Matches(args))
+    return await ResetAdminCommand.RunAsync(builder.Configuration, args, Console.Out, Console.Error);
 // `dotnet run` serves from the build output, where package assets (MudBlazor, the Blazor script) come through the static
 // web assets manifest; ASP.NET Core only reads it in Development unless asked. Published output has no manifest: no-op.
 builder.WebHost.UseStaticWebAssets();
