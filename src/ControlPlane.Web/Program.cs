@@ -63,6 +63,7 @@ builder.Services.AddCheckRunners(); // prometheus and the dispatcher by kind (Ch
 builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();
+builder.Services.AddSingleton<RuntimeFaults>(); // router cannot listen, slot cannot start: overview, /healthz, logged once per change
 builder.Services.AddScoped<ReleaseCommands>();
 builder.Services.AddLifecycleHooks(builder.Configuration, database); // hooks, expand/contract (Core/Hooks)
 // Which host this ControlPlane runs on: slot processes and embedded routers belong to one host (README, "Replicas").
@@ -137,11 +138,7 @@ app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapOpenApi();
 // Bounded: a stopped or unreachable database gives a 503 with the reason within 2 s, never a hanging request.
-app.MapGet("/healthz", async (DatabaseSupervisor database, CancellationToken ct) =>
-    await database.CheckAsync(TimeSpan.FromSeconds(1.5), ct) is not { } problem
-        ? Results.Ok(new { status = "ok" })
-        : Results.Problem($"PostgreSQL is not reachable: {problem}", statusCode: StatusCodes.Status503ServiceUnavailable))
-    .AllowAnonymous().WithTags("Health");
+app.MapGet("/healthz", HealthEndpoint.CheckAsync).AllowAnonymous().WithTags("Health");
 app.MapGroup("/api/v1")
     .MapApplicationsApi()
     .MapDeploymentsApi()
