@@ -27,6 +27,7 @@ if (ResetAdminCommand.Matches(args))
 // `dotnet run` serves from the build output, where package assets (MudBlazor, the Blazor script) come through the static
 // web assets manifest; ASP.NET Core only reads it in Development unless asked. Published output has no manifest: no-op.
 builder.WebHost.UseStaticWebAssets();
+builder.AddStaticAssetCaching(); // immutable fingerprinted assets, 304s, compression (Hosting/StaticAssetCaching.cs)
 var dashboardUrls = builder.Configuration[WebHostDefaults.ServerUrlsKey];
 if (string.IsNullOrEmpty(dashboardUrls))
     builder.WebHost.UseUrls(dashboardUrls = "http://localhost:5080");
@@ -111,7 +112,15 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 builder.Services.AddOpenApi(OpenApiContract.Configure);
 builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
-builder.Services.AddMudServices();
+builder.Services.AddMudServices(o =>
+{
+    // Toasts confirm that a request was taken; the page itself shows how it ends. A few at most, newest first, no repeats.
+    o.SnackbarConfiguration.PreventDuplicates = true;
+    o.SnackbarConfiguration.NewestOnTop = true;
+    o.SnackbarConfiguration.MaxDisplayedSnackbars = 3;
+    o.SnackbarConfiguration.VisibleStateDuration = 4000;
+    o.SnackbarConfiguration.ShowCloseIcon = true;
+});
 
 var app = builder.Build();
 
@@ -128,6 +137,7 @@ app.Use((context, next) =>
     }
     return next(context);
 });
+app.UseResponseCompression(); // CSS and JavaScript only (StaticAssetCaching)
 app.UseSecurityHeaders();
 app.UseApiRequestGuards();
 app.UseAuthentication();
