@@ -21,9 +21,13 @@ using MudBlazor.Services;
 using Npgsql;
 
 var builder = WebApplication.CreateBuilder(args);
+// `-- reset-admin [--user NAME]`: a new one-time password for a locked-out installation, without the web server (README).
+if (ResetAdminCommand.Matches(args))
+    return await ResetAdminCommand.RunAsync(builder.Configuration, args, Console.Out, Console.Error);
 // `dotnet run` serves from the build output, where package assets (MudBlazor, the Blazor script) come through the static
 // web assets manifest; ASP.NET Core only reads it in Development unless asked. Published output has no manifest: no-op.
 builder.WebHost.UseStaticWebAssets();
+builder.AddStaticAssetCaching(); // immutable fingerprinted assets, 304s, compression (Hosting/StaticAssetCaching.cs)
 var dashboardUrls = builder.Configuration[WebHostDefaults.ServerUrlsKey];
 if (string.IsNullOrEmpty(dashboardUrls))
     builder.WebHost.UseUrls(dashboardUrls = "http://localhost:5080");
@@ -60,6 +64,7 @@ builder.Services.AddCheckRunners(); // prometheus and the dispatcher by kind (Ch
 builder.Services.AddScoped<DeploymentReconciler>();
 builder.Services.AddScoped<TrafficSwitch>();
 builder.Services.AddScoped<ApplicationRuntime>();
+builder.Services.AddSingleton<RuntimeFaults>(); // router cannot listen, slot cannot start: overview, /healthz, logged once per change
 builder.Services.AddScoped<ReleaseCommands>();
 builder.Services.AddLifecycleHooks(builder.Configuration, database); // hooks, expand/contract (Core/Hooks)
 // Which host this ControlPlane runs on: slot processes and embedded routers belong to one host (README, "Replicas").
@@ -107,7 +112,15 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 builder.Services.AddOpenApi(OpenApiContract.Configure);
 builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
-builder.Services.AddMudServices();
+builder.Services.AddMudServices(o =>
+{
+    // Toasts confirm that a request was taken; the page itself shows how it ends. A few at most, newest first, no repeats.
+    o.SnackbarConfiguration.PreventDuplicates = true;
+    o.SnackbarConfiguration.NewestOnTop = true;
+    o.SnackbarConfiguration.MaxDisplayedSnackbars = 3;
+    o.SnackbarConfiguration.VisibleStateDuration = 4000;
+    o.SnackbarConfiguration.ShowCloseIcon = true;
+});
 
 var app = builder.Build();
 
@@ -124,6 +137,7 @@ app.Use((context, next) =>
     }
     return next(context);
 });
+app.UseResponseCompression(); // CSS and JavaScript only (StaticAssetCaching)
 app.UseSecurityHeaders();
 app.UseApiRequestGuards();
 app.UseAuthentication();
@@ -134,11 +148,7 @@ app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapOpenApi();
 // Bounded: a stopped or unreachable database gives a 503 with the reason within 2 s, never a hanging request.
-app.MapGet("/healthz", async (DatabaseSupervisor database, CancellationToken ct) =>
-    await database.CheckAsync(TimeSpan.FromSeconds(1.5), ct) is not { } problem
-        ? Results.Ok(new { status = "ok" })
-        : Results.Problem($"PostgreSQL is not reachable: {problem}", statusCode: StatusCodes.Status503ServiceUnavailable))
-    .AllowAnonymous().WithTags("Health");
+app.MapGet("/healthz", HealthEndpoint.CheckAsync).AllowAnonymous().WithTags("Health");
 app.MapGroup("/api/v1")
     .MapApplicationsApi()
     .MapDeploymentsApi()

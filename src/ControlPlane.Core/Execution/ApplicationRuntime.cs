@@ -12,8 +12,11 @@ namespace ControlPlane.Core.Execution;
 /// kill -9) and periodically. Brings up the live (and still-warm previous) slot, attaches the router to the recorded live
 /// slot, stops slots nothing needs any more, and refreshes slot health for the dashboard.
 /// </summary>
-public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistry providers, RuntimeHost host, TimeProvider time, ILogger<ApplicationRuntime> logger)
+public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistry providers, RuntimeHost host, TimeProvider time, ILogger<ApplicationRuntime> logger,
+    RuntimeFaults? faults = null)
 {
+    private readonly RuntimeFaults _faults = faults ?? new RuntimeFaults(time);
+
     private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(60);
 
     /// <summary>Makes the given applications (all, when null) serve again from their recorded live slot; returns those that could not.</summary>
@@ -26,11 +29,28 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
             try { await AttachAsync(id, cancellationToken); } // another host's application is not retried: it is not ours
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                logger.LogError(ex, "Could not bring application {ApplicationId} up; trying again with the next housekeeping round", id);
                 failed.Add(id);
+                var name = await NameOfAsync(id, cancellationToken);
+                // Retried every round: said once per change of reason; a provider's own words need no stack trace.
+                var expected = ex is RouterException;
+                if (_faults.Report(name, RuntimeFaultKind.BringUp, RuntimeFaults.Words(ex)))
+                    logger.LogError(expected ? null : ex, "{Application} is not serving: {Reason} (retried every housekeeping round; logged again when the reason changes)",
+                        name, RuntimeFaults.Words(ex));
             }
         }
         return failed;
+    }
+
+    private async Task<string> NameOfAsync(Guid id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await db.Applications.AsNoTracking().Where(a => a.Id == id).Select(a => a.Name).SingleOrDefaultAsync(cancellationToken) ?? id.ToString();
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return id.ToString(); // the database itself is the fault; DatabaseSupervisor says so
+        }
     }
 
     /// <summary>Brings the application up from its recorded state; returns false (and says why) when its runtime belongs to another host.</summary>
@@ -54,7 +74,10 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
             var result = await ConvergeAsync(deployer, deployerBinding, app.LiveSlot, liveVersion, cancellationToken);
             var ok = result.Status == SlotDeployStatus.Ready;
             app.ObserveSlot(app.LiveSlot, ok ? SlotRunState.Running : SlotRunState.Failed, liveVersion, ok, result.Message, time.GetUtcNow());
-            if (!ok) logger.LogError("Live slot {Slot} of {Application} ({Version}) is not running: {Reason}", app.LiveSlot.Name(), app.Name, liveVersion, result.Message);
+            if (!ok && _faults.Report(app.Name, RuntimeFaultKind.LiveSlot, $"live slot {app.LiveSlot.Name()} ({liveVersion}) cannot start: {result.Message}"))
+                logger.LogError("Live slot {Slot} of {Application} ({Version}) is not running: {Reason}", app.LiveSlot.Name(), app.Name, liveVersion, result.Message);
+            else if (ok && _faults.Clear(app.Name, RuntimeFaultKind.LiveSlot))
+                logger.LogInformation("Live slot {Slot} of {Application} ({Version}) runs again", app.LiveSlot.Name(), app.Name, liveVersion);
         }
 
         // A still-open hold window promises an instant rollback, so the previous slot must be warm again.
@@ -88,6 +111,7 @@ public sealed class ApplicationRuntime(ControlPlaneDbContext db, ProviderRegistr
                 reason: "the router disagreed with the recorded live slot at start-up");
         }
         await db.SaveChangesAsync(cancellationToken);
+        _faults.Clear(app.Name, RuntimeFaultKind.BringUp);
         logger.LogInformation("{Application} serves {Version} from {Slot} at {PublicUrl}", app.Name, app.LiveVersion, app.LiveSlot.Name(), publicUrl);
         await HousekeepAsync(app.Id, cancellationToken);
         return true;

@@ -18,4 +18,10 @@ public sealed class ControlPlaneUser : IdentityUser
 
     public Role Role { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>
+    /// Set when an admin (or <c>reset-admin</c>) chose this password: the next sign-in only leads to choosing a new one,
+    /// so the person who set it never holds a usable session as this account.
+    /// </summary>
+    public bool MustChangePassword { get; set; }
 }

@@ -99,11 +99,11 @@ public static class Dto
     public static ApplicationSummaryDto Summary(Application a, Deployment? inFlight) =>
         new(a.Name, a.LiveSlot, a.LiveVersion, a.PublicUrl, Slots(a), InFlight(inFlight), a.RollbackAvailableUntil);
 
-    public static ApplicationSummaryDto Summary(Queries.ApplicationStatus s, DateTimeOffset now) =>
+    public static ApplicationSummaryDto Summary(Queries.ApplicationStatus s, DateTimeOffset now, Core.Execution.RuntimeFaults? faults = null) =>
         Summary(s.App, s.InFlight) with
         {
             LastRelease = s.LastFinished is { } d ? new(d.Id, d.Version, d.State, d.FinishedAt, Queries.ApplicationStatus.Describe(d)) : null,
-            NeedsAttention = s.NeedsAttention(now),
+            NeedsAttention = s.NeedsAttention(now, faults),
             LiveBefore = s.LiveBefore,
         };
 

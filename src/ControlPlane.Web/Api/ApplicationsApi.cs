@@ -18,10 +18,10 @@ public static class ApplicationsApi
         var apps = api.MapGroup("/applications").WithTags("Applications");
 
         // The same read as the overview page (Queries.ApplicationStatusQuery): last outcome, what needs a person.
-        apps.MapGet("/", async (ControlPlaneDbContext db, TimeProvider time, CancellationToken ct) =>
+        apps.MapGet("/", async (ControlPlaneDbContext db, TimeProvider time, RuntimeFaults faults, CancellationToken ct) =>
         {
             var now = time.GetUtcNow();
-            return TypedResults.Ok((await ApplicationStatusQuery.AllAsync(db, ct)).Select(s => Dto.Summary(s, now)).ToList());
+            return TypedResults.Ok((await ApplicationStatusQuery.AllAsync(db, ct)).Select(s => Dto.Summary(s, now, faults)).ToList());
         }).RequirePermission(Permission.ViewApplications);
 
         apps.MapGet("/{name}", async Task<Results<Ok<ApplicationDto>, ProblemHttpResult>> (string name, ControlPlaneDbContext db, HttpContext http, CancellationToken ct) =>

@@ -64,7 +64,11 @@ public static class DemoSeeder
         var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("ControlPlane.Demo");
         // On every start: the schema database is registered in memory, and the cluster's port may have changed.
         var ordersFile = await DemoOrdersDatabase.EnsureAsync(services, logger);
-        if (await db.Applications.AnyAsync(a => a.Name == DemoOptions.ApplicationName)) return;
+        if (await db.Applications.AsNoTracking().SingleOrDefaultAsync(a => a.Name == DemoOptions.ApplicationName) is { } existing)
+        {
+            await ApplyRouterSettingAsync(scope.ServiceProvider, existing, options, logger);
+            return;
+        }
 
         var dll = DemoAppLocator.Find(options.AppPath);
         if (dll is null)
@@ -100,5 +104,41 @@ public static class DemoSeeder
             throw new InvalidOperationException($"The demo configuration (ControlPlane:Demo:*) is invalid: {ex.Message}", ex);
         }
         logger.LogInformation("Seeded the demo application {Application} (blue 1.0.0 live)", DemoOptions.ApplicationName);
+    }
+
+    /// <summary>
+    /// ControlPlane:Demo:RouterPort / RouterAddress, when set explicitly, apply to an existing demo-shop too: through the
+    /// normal audited edit (application.edited by system, before and after), after which the runtime brings the router up
+    /// on the new address. Not set, the application's own router settings (perhaps edited through the API) stay as they are.
+    /// </summary>
+    private static async Task ApplyRouterSettingAsync(IServiceProvider services, Application app, DemoOptions options, ILogger logger)
+    {
+        var configuration = services.GetRequiredService<IConfiguration>();
+        var portSet = configuration[$"{DemoOptions.Section}:RouterPort"] is { Length: > 0 };
+        var addressSet = configuration[$"{DemoOptions.Section}:RouterAddress"] is { Length: > 0 };
+        if (app.RouterKind != "embedded" || (!portSet && !addressSet)) return;
+        var settings = System.Text.Json.Nodes.JsonNode.Parse(app.RouterSettings)!.AsObject();
+        var port = settings["listenPort"]?.GetValue<int>() ?? 0;
+        var address = settings["listenAddress"]?.GetValue<string>() ?? "127.0.0.1";
+        // Port 0 means "any free port" and is pinned to the port it got: an unchanged 0 is no change.
+        var wantPort = portSet && options.RouterPort != 0 && options.RouterPort != port;
+        var wantAddress = addressSet && options.RouterAddress != address;
+        if (!wantPort && !wantAddress) return;
+        if (wantPort) settings["listenPort"] = options.RouterPort;
+        if (wantAddress) settings["listenAddress"] = options.RouterAddress;
+        try
+        {
+            await services.GetRequiredService<ReleaseCommands>().EditAsync(app.Name, new RegisterApplication(app.Name, app.RouterKind,
+                    JsonSerializer.SerializeToElement(settings), app.DeployerKind, app.DeployerSettingsJson, app.Checks, app.Policy,
+                    app.LiveVersion ?? "", app.LiveSlot, app.VerifyPath, app.Hooks), app.RowVersion,
+                $"{DemoOptions.Section}:RouterPort/RouterAddress is {options.RouterAddress}:{options.RouterPort}", Actor.System, CancellationToken.None);
+            logger.LogInformation("Demo router moves from {Old} to {New} ({Section}:RouterPort/RouterAddress)", $"{address}:{port}",
+                $"{options.RouterAddress}:{(wantPort ? options.RouterPort : port)}", DemoOptions.Section);
+        }
+        catch (Exception ex) when (ex is DomainException or ValidationException)
+        {
+            logger.LogWarning("Demo router stays on {Old}, not {New}: {Reason}. It is tried again at the next start", $"{address}:{port}",
+                $"{options.RouterAddress}:{options.RouterPort}", ex.Message);
+        }
     }
 }

@@ -1,5 +1,6 @@
 using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
+using ControlPlane.Core.Execution;
 using ControlPlane.Core.Governance;
 using Microsoft.EntityFrameworkCore;
 
@@ -27,13 +28,16 @@ public sealed record ApplicationStatus(Application App, Deployment? InFlight, De
     public FreezeOccurrence? ActiveFreeze(DateTimeOffset now) => FreezeCalendar.ActiveAmong(Freezes, now);
 
     /// <summary>What needs a person now, most urgent first (empty when nothing does).</summary>
-    public IReadOnlyList<string> NeedsAttention(DateTimeOffset now)
+    /// <param name="faults">What the runtime found keeping this application from serving (router cannot listen, slot cannot start).</param>
+    public IReadOnlyList<string> NeedsAttention(DateTimeOffset now, RuntimeFaults? faults = null)
     {
         var reasons = new List<string>();
+        var known = faults?.For(App.Name) ?? [];
+        reasons.AddRange(known.Select(f => f.Reason));
         var live = App.LiveStatus;
         if (live.Version is not null && (live.State == SlotRunState.Failed || (live.State == SlotRunState.Running && !live.Healthy)))
             reasons.Add($"live slot {App.LiveSlot.Name()} ({live.Version}) not serving: {live.Message ?? "no answer"}");
-        else if (live.Version is not null && live.State == SlotRunState.Starting && App.PublicUrl is null && now - App.CreatedAt > TimeSpan.FromMinutes(2))
+        else if (known.Count == 0 && live.Version is not null && live.State == SlotRunState.Starting && App.PublicUrl is null && now - App.CreatedAt > TimeSpan.FromMinutes(2))
             reasons.Add($"not brought up: live slot {App.LiveSlot.Name()} ({live.Version}) still starting and no router attached");
         var current = InFlight ?? LiveRelease;
         if (current is { RollbackPending: false, RollbackRefusal: { } refusal } && current.State is DeploymentState.Monitoring or DeploymentState.Succeeded)

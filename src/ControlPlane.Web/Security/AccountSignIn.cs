@@ -134,6 +134,14 @@ public static class AccountSignIn
             var wasLockedOut = await users.IsLockedOutAsync(user);
             var result = await signIn.CheckPasswordSignInAsync(user, password, lockoutOnFailure: true);
             var now = time.GetUtcNow();
+            if (result.Succeeded && user.MustChangePassword)
+            {
+                // An admin chose this password: no session until the person has chosen their own (PasswordChangeTicket).
+                PasswordChangeTicket.Issue(http, user);
+                db.Record(AuditEvent.Create(actor, "user.password-change-required", now, reason: "signed in with a password an admin set"));
+                await db.SaveChangesAsync(http.RequestAborted);
+                return Results.Redirect($"{PasswordChangeTicket.PagePath}?returnUrl={Uri.EscapeDataString(back)}");
+            }
             if (result.Succeeded)
             {
                 await http.SignInAsync(CookieScheme, Principal(user.UserName!, user.Role, Sources.Local, ip, user.Id, user.SecurityStamp));
@@ -196,6 +204,7 @@ public static class SessionValidator
                 var id = principal.FindFirst(ClaimTypes.NameIdentifier)?.Value;
                 var user = id is null ? null : await users.FindByIdAsync(id);
                 return user is not null
+                       && !user.MustChangePassword
                        && user.SecurityStamp == principal.FindFirst(SecurityStampClaim)?.Value
                        && user.Role.ToString() == principal.FindFirst(ClaimTypes.Role)?.Value
                        && !await users.IsLockedOutAsync(user);

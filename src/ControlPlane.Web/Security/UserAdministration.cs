@@ -12,7 +12,14 @@ using Npgsql;
 
 namespace ControlPlane.Web.Security;
 
-public sealed record UserSummary(string UserName, string Role, DateTimeOffset CreatedAt, DateTimeOffset? LockedUntil, int FailedAttempts);
+public sealed record UserSummary(string UserName, string Role, DateTimeOffset CreatedAt, DateTimeOffset? LockedUntil, int FailedAttempts,
+    bool MustChangePassword = false);
+
+/// <summary>
+/// The outcome of an admin's password reset. <see cref="GeneratedPassword"/> is set only when ControlPlane chose it, and
+/// is shown this once: only its hash is stored.
+/// </summary>
+public sealed record PasswordResetResult(string UserName, string? GeneratedPassword, bool MustChangePassword, bool SessionsEnded);
 
 /// <summary>
 /// Local account administration for the admin pages and the users API alike: validates, applies the change through
@@ -24,7 +31,7 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
     {
         var now = time.GetUtcNow();
         var all = await db.Users.AsNoTracking().OrderBy(u => u.UserName).ToListAsync(ct);
-        return [.. all.Select(u => new UserSummary(u.UserName!, u.Role.ToString(), u.CreatedAt, u.LockoutEnd > now ? u.LockoutEnd : null, u.AccessFailedCount))];
+        return [.. all.Select(u => new UserSummary(u.UserName!, u.Role.ToString(), u.CreatedAt, u.LockoutEnd > now ? u.LockoutEnd : null, u.AccessFailedCount, u.MustChangePassword))];
     }
 
     public async Task<UserSummary> CreateAsync(string? userName, string? role, string? password, Actor by, CancellationToken ct)
@@ -69,6 +76,98 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
             throw Taken(name);
         }
         return Summary(user);
+    }
+
+    /// <summary>
+    /// A person changes their own password: the current one is required (a stolen session alone cannot take the account
+    /// over), a wrong one counts towards the lockout like a failed sign-in, and every other session of theirs ends.
+    /// </summary>
+    public async Task<UserSummary> ChangeOwnPasswordAsync(string userName, string? currentPassword, string? newPassword, Actor by, CancellationToken ct)
+    {
+        var errors = new List<SettingsError>();
+        if (string.IsNullOrEmpty(currentPassword)) errors.Add(new("currentPassword", "is required"));
+        if (string.IsNullOrEmpty(newPassword)) errors.Add(new("newPassword", "is required"));
+        if (errors.Count > 0) throw new ValidationException(errors);
+        var user = await users.FindByNameAsync(userName)
+                   ?? throw DomainException.Forbidden($"'{userName}' is not a local account with a password; only a person's own session or token can change their password.");
+        if (await users.IsLockedOutAsync(user))
+            throw DomainException.Conflict($"The account '{user.UserName}' is locked; an admin can unlock it or reset its password.");
+        if (!await users.CheckPasswordAsync(user, currentPassword!))
+        {
+            db.Record(AuditEvent.Create(by, "user.password-change-failed", time.GetUtcNow(), reason: "wrong current password",
+                details: JsonSerializer.Serialize(new { userName = user.UserName, failedAttempts = user.AccessFailedCount + 1 })));
+            // Counts like a failed sign-in (and saves the audit event with it): guessing through this form locks the account too.
+            await users.AccessFailedAsync(user);
+            throw new ValidationException([new("currentPassword", "is not your current password")]);
+        }
+        if (currentPassword == newPassword) throw new ValidationException([new("newPassword", "must differ from the current password")]);
+        await ValidatePasswordAsync(user, newPassword!, "newPassword");
+        db.Record(AuditEvent.Create(by, "user.password-changed", time.GetUtcNow(),
+            details: JsonSerializer.Serialize(new { userName = user.UserName, wasReset = user.MustChangePassword })));
+        SetPassword(user, newPassword!, mustChange: false);
+        user.AccessFailedCount = 0;
+        // A new stamp ends every other session of this person; the caller re-issues their own.
+        Ensure(await users.UpdateSecurityStampAsync(user), "newPassword");
+        return Summary(user);
+    }
+
+    /// <summary>
+    /// The change a reset password requires before the person gets a session: the sign-in just proved the password (see
+    /// <see cref="PasswordChangeTicket"/>), so only the new one is asked, and it must not be the one the admin chose.
+    /// </summary>
+    public async Task<UserSummary> CompleteRequiredChangeAsync(ControlPlaneUser user, string? newPassword, Actor by, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(newPassword)) throw new ValidationException([new("newPassword", "is required")]);
+        if (!user.MustChangePassword) throw DomainException.Conflict($"'{user.UserName}' has no password change pending.");
+        if (user.PasswordHash is { } hash && users.PasswordHasher.VerifyHashedPassword(user, hash, newPassword) != PasswordVerificationResult.Failed)
+            throw new ValidationException([new("newPassword", "must differ from the password an admin set for you")]);
+        await ValidatePasswordAsync(user, newPassword, "newPassword");
+        db.Record(AuditEvent.Create(by, "user.password-changed", time.GetUtcNow(),
+            details: JsonSerializer.Serialize(new { userName = user.UserName, wasReset = true })));
+        SetPassword(user, newPassword, mustChange: false);
+        Ensure(await users.UpdateSecurityStampAsync(user), "newPassword");
+        return Summary(user);
+    }
+
+    /// <summary>
+    /// An admin (or the <c>reset-admin</c> command) sets a new password for someone: the given one, or a generated one
+    /// returned once. The person must choose their own at the next sign-in, and their sessions end now. A lockout from
+    /// failed attempts is lifted (the reset is how a locked-out person gets back in); a lock an admin set stays.
+    /// </summary>
+    public async Task<PasswordResetResult> ResetPasswordAsync(string userName, string? password, Actor by, CancellationToken ct)
+    {
+        if (password is { Length: 0 }) throw new ValidationException([new("password", "must not be empty; leave it out to have one generated")]);
+        var user = await FindAsync(userName);
+        var generated = password is null ? GeneratePassword() : null;
+        await ValidatePasswordAsync(user, password ?? generated!, "password");
+        var now = time.GetUtcNow();
+        var liftedLockout = user.LockoutEnd is { } end && end > now && end != DateTimeOffset.MaxValue;
+        db.Record(AuditEvent.Create(by, "user.password-reset", now, after: "must change at next sign-in",
+            details: JsonSerializer.Serialize(new { userName = user.UserName, generated = generated is not null, sessionsEnded = true, liftedLockout })));
+        SetPassword(user, password ?? generated!, mustChange: true);
+        user.AccessFailedCount = 0;
+        if (liftedLockout) user.LockoutEnd = null;
+        Ensure(await users.UpdateSecurityStampAsync(user), "password");
+        return new PasswordResetResult(user.UserName!, generated, true, SessionsEnded: true);
+    }
+
+    /// <summary>A new random password: 24 characters of URL-safe base64 (144 bits).</summary>
+    public static string GeneratePassword() =>
+        Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(18)).Replace('+', '-').Replace('/', '_');
+
+    private async Task ValidatePasswordAsync(ControlPlaneUser user, string password, string field)
+    {
+        foreach (var validator in users.PasswordValidators)
+        {
+            var check = await validator.ValidateAsync(users, user, password);
+            if (!check.Succeeded) throw new ValidationException([.. check.Errors.Select(e => new SettingsError(field, e.Description))]);
+        }
+    }
+
+    private void SetPassword(ControlPlaneUser user, string password, bool mustChange)
+    {
+        user.PasswordHash = users.PasswordHasher.HashPassword(user, password);
+        user.MustChangePassword = mustChange;
     }
 
     private const string DuplicateUserName = nameof(IdentityErrorDescriber.DuplicateUserName);
@@ -169,5 +268,5 @@ public sealed class UserAdministration(UserManager<ControlPlaneUser> users, Cont
     }
 
     private UserSummary Summary(ControlPlaneUser u) =>
-        new(u.UserName!, u.Role.ToString(), u.CreatedAt, u.LockoutEnd > time.GetUtcNow() ? u.LockoutEnd : null, u.AccessFailedCount);
+        new(u.UserName!, u.Role.ToString(), u.CreatedAt, u.LockoutEnd > time.GetUtcNow() ? u.LockoutEnd : null, u.AccessFailedCount, u.MustChangePassword);
 }

@@ -20,11 +20,13 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
 
     private readonly string _connectionString;
     private readonly bool _replica;
+    private readonly IReadOnlyDictionary<string, string?> _settings;
 
-    private DashboardServer(string connectionString, bool replica)
+    private DashboardServer(string connectionString, bool replica, IReadOnlyDictionary<string, string?>? settings = null)
     {
         _connectionString = connectionString;
         _replica = replica;
+        _settings = settings ?? new Dictionary<string, string?>();
         UseKestrel(0);
     }
 
@@ -32,7 +34,8 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
     public Uri BaseAddress { get; private set; } = default!;
     public string ConnectionString => _connectionString;
 
-    public static DashboardServer Start(string connectionString) => Started(new DashboardServer(connectionString, replica: false));
+    public static DashboardServer Start(string connectionString, IReadOnlyDictionary<string, string?>? settings = null) =>
+        Started(new DashboardServer(connectionString, replica: false, settings));
 
     /// <summary>
     /// A second, complete ControlPlane on the same database. The primary holds the runtime leadership (slot processes,
@@ -62,6 +65,7 @@ public sealed class DashboardServer : WebApplicationFactory<Program>
         // Slot and router processes outlive ControlPlane by default; a test host stops what it started.
         builder.UseSetting("ControlPlane:Runtime:StopOnShutdown", "true");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
     }
 
     public HttpClient Api(string? token = AdminToken)
