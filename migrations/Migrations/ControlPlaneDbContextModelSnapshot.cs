@@ -139,6 +139,56 @@ namespace ControlPlane.Migrations.Migrations
                     b.ToTable("audit_events", (string)null);
                 });
 
+            modelBuilder.Entity("ControlPlane.Core.Checks.CheckMeasurement", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("At")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("at");
+
+                    b.Property<string>("CheckName")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("check_name");
+
+                    b.Property<Guid>("DeploymentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("deployment_id");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Outcome")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("outcome");
+
+                    b.Property<string>("Step")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("step");
+
+                    b.Property<double>("Value")
+                        .HasColumnType("double precision")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DeploymentId", "At");
+
+                    b.ToTable("check_measurements", (string)null);
+                });
+
             modelBuilder.Entity("ControlPlane.Core.Deployments.Application", b =>
                 {
                     b.Property<Guid>("Id")
@@ -360,6 +410,10 @@ namespace ControlPlane.Migrations.Migrations
                     b.Property<double>("MonitoredSeconds")
                         .HasColumnType("double precision")
                         .HasColumnName("monitored_seconds");
+
+                    b.Property<string>("MonitoringInconclusive")
+                        .HasColumnType("text")
+                        .HasColumnName("monitoring_inconclusive");
 
                     b.Property<DateTimeOffset?>("MonitoringUntil")
                         .HasColumnType("timestamp with time zone")
@@ -1036,6 +1090,15 @@ namespace ControlPlane.Migrations.Migrations
                     b.HasKey("UserId", "LoginProvider", "Name");
 
                     b.ToTable("user_tokens", (string)null);
+                });
+
+            modelBuilder.Entity("ControlPlane.Core.Checks.CheckMeasurement", b =>
+                {
+                    b.HasOne("ControlPlane.Core.Deployments.Deployment", null)
+                        .WithMany()
+                        .HasForeignKey("DeploymentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("ControlPlane.Core.Deployments.Application", b =>

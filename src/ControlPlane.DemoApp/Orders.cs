@@ -21,17 +21,31 @@ internal static class Orders
                 // Read on every request: the file is rewritten when ControlPlane's embedded cluster comes back on another port.
                 await using var connection = new NpgsqlConnection((await File.ReadAllTextAsync(file, cancellationToken)).Trim());
                 await connection.OpenAsync(cancellationToken);
-                await using var command = new NpgsqlCommand($"SELECT id, {customer} FROM orders ORDER BY id LIMIT 20", connection);
-                var orders = new List<DemoOrder>();
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken)) orders.Add(new(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
-                return TypedResults.Ok(new DemoOrders(info.Version, customer, orders, null));
+                var reads = customer;
+                List<DemoOrder> orders;
+                try { orders = await ReadAsync(connection, reads, cancellationToken); }
+                catch (PostgresException ex) when (major == 2 && ex.SqlState == PostgresErrorCodes.UndefinedColumn)
+                {
+                    // 2.x before the 2.0.0 expand: no customer_email yet, so it falls back to customer_name as its code does.
+                    reads = "customer_name";
+                    orders = await ReadAsync(connection, reads, cancellationToken);
+                }
+                return TypedResults.Ok(new DemoOrders(info.Version, reads, orders, null));
             }
             catch (Exception ex) when (ex is NpgsqlException or IOException)
             {
                 return TypedResults.Json(new DemoError($"demo: {info.Version} cannot read orders: {(ex as PostgresException)?.MessageText ?? ex.Message}"), statusCode: 500);
             }
         });
+    }
+
+    private static async Task<List<DemoOrder>> ReadAsync(NpgsqlConnection connection, string customer, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT id, {customer} FROM orders ORDER BY id LIMIT 20", connection);
+        var orders = new List<DemoOrder>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) orders.Add(new(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+        return orders;
     }
 }
 

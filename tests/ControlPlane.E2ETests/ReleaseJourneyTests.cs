@@ -58,6 +58,10 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         await Expect(rita.GetByTestId("approve-button")).ToBeDisabledAsync();
         await Expect(rita.GetByTestId("approve-blocked")).ToContainTextAsync("You requested this release");
         await Expect(rita.GetByTestId("step-message").First).ToContainTextAsync(NewVersion);
+        // Each check's measured value is charted with its bound: the demo's cache check read $.hitRatio on the standby.
+        var hitRatio = rita.Locator("[data-testid=check-series][data-check=cache][data-name=\"$.hitRatio\"]");
+        await Expect(hitRatio).ToContainTextAsync("needs ≥ 0.85");
+        await Expect(hitRatio.GetByTestId("check-latest")).ToContainTextAsync("latest 0.92 (passed, verify)");
         await browser.ScreenshotAsync(rita, "release-awaiting-approval");
 
         var alice = await browser.SignInAsync(server.BaseAddress, "alice", "ReleaseManager");
@@ -88,6 +92,9 @@ public sealed class ReleaseJourneyTests(PostgresFixture postgres)
         Assert.Equal(releaseUrl, alice.Url);
         Assert.Equal(NewVersion, await Api.PublicVersionAsync(publicUrl));
         await Expect(rita.Locator("[data-step=switch] [data-testid=step-state]")).ToHaveTextAsync("Succeeded");
+        // The traffic chart and the checks' values mark the switch.
+        await Expect(rita.GetByTestId("traffic-chart").Locator("svg").First).ToContainTextAsync("switch");
+        await Expect(hitRatio.Locator("svg")).ToContainTextAsync("switch");
         await browser.ScreenshotAsync(alice, "release-monitoring");
 
         await alice.GotoAsync("/");

@@ -51,12 +51,12 @@ public static class CheckRunnerRegistration
 
 public static class CheckTargets
 {
-    /// <summary>The new live slot after the switch, with the router's traffic measurement when its kind measures (the embedded router).</summary>
+    /// <summary>The new live slot after the switch, with the router's traffic measurement when its kind measures (embedded; nginx in lua mode).</summary>
     public static CheckTarget Monitoring(Execution.ProviderRegistry providers, Application app, Deployment d, Uri endpoint) =>
         new(endpoint, app.Name, d.TargetSlot, d.Version)
         {
             Monitoring = true,
             RouterKind = app.RouterKind,
-            Traffic = providers.RouterFor(app) is EmbeddedRouter embedded ? ct => embedded.ReadTrafficAsync(providers.RouterBindingFor(app), ct) : null,
+            Traffic = providers.RouterFor(app) is ITrafficMeasuringRouter measuring ? ct => measuring.ReadTrafficAsync(providers.RouterBindingFor(app), ct) : null,
         };
 }

@@ -209,4 +209,10 @@ public sealed record CheckResult(string Name, CheckOutcome Outcome, string Messa
     public bool Passed => Outcome == CheckOutcome.Passed;
     public bool Failed => Outcome == CheckOutcome.Failed;
     public bool Inconclusive => Outcome == CheckOutcome.Inconclusive;
+
+    /// <summary>The numbers the check read (a JSON value, a Prometheus sample, an error rate), charted on the release page.</summary>
+    public IReadOnlyList<CheckValue> Values { get; init; } = [];
 }
+
+/// <summary>One number a check measured: what it is (<c>$.hitRatio</c>, <c>error rate</c>, <c>p99 ms</c>) and its value.</summary>
+public sealed record CheckValue(string Name, double Value);

@@ -32,6 +32,7 @@ public sealed class HttpCheckRunner(IHttpClientFactory httpClientFactory, ILogge
         }
         var client = httpClientFactory.CreateClient(HttpClientName);
         string last = "";
+        var numbers = new List<CheckValue>();
         for (var attempt = 0; attempt <= check.Retries; attempt++)
         {
             if (attempt > 0) await Task.Delay(TimeSpan.FromMilliseconds(300 * attempt), cancellationToken);
@@ -41,19 +42,21 @@ public sealed class HttpCheckRunner(IHttpClientFactory httpClientFactory, ILogge
             try
             {
                 using var response = await client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                numbers.Clear();
                 if ((int)response.StatusCode != check.ExpectedStatus)
                     last = $"GET {shown} answered {(int)response.StatusCode}, expected {check.ExpectedStatus}";
                 else if (check.Json is not { Count: > 0 } assertions)
-                    return new(check.Name, true, $"GET {shown} → {(int)response.StatusCode} in {watch.ElapsedMilliseconds} ms");
+                    return new(check.Name, true, $"GET {shown} → {(int)response.StatusCode} in {watch.ElapsedMilliseconds} ms")
+                        { Values = [new("response ms", watch.ElapsedMilliseconds)] };
                 else
                 {
                     var body = await ReadBoundedAsync(response, timeout.Token);
                     var seen = "";
                     var failure = body is null
                         ? $"the body is larger than {MaxBodyBytes / 1024} KiB, so {assertions[0].Path} cannot be judged"
-                        : JsonAssertions.Evaluate(body, assertions, out seen);
+                        : JsonAssertions.Evaluate(body, assertions, out seen, numbers);
                     if (failure is null)
-                        return new(check.Name, true, $"GET {shown} → {(int)response.StatusCode} in {watch.ElapsedMilliseconds} ms; {seen}");
+                        return new(check.Name, true, $"GET {shown} → {(int)response.StatusCode} in {watch.ElapsedMilliseconds} ms; {seen}") { Values = [.. numbers] };
                     last = $"GET {shown}: {failure}";
                 }
             }
@@ -68,7 +71,7 @@ public sealed class HttpCheckRunner(IHttpClientFactory httpClientFactory, ILogge
             logger.LogDebug("Check {Check} attempt {Attempt} on {Url} failed: {Reason}", check.Name, attempt + 1, shown, last);
         }
         var message = check.Retries > 0 ? $"{last} (after {check.Retries + 1} attempts)" : last;
-        return new(check.Name, false, message);
+        return new(check.Name, false, message) { Values = [.. numbers] };
     }
 
     private static async Task<string?> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)

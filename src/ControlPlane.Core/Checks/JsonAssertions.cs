@@ -7,7 +7,11 @@ namespace ControlPlane.Core.Checks;
 public static class JsonAssertions
 {
     /// <summary>Null when every assertion holds, otherwise why the first one that does not; <paramref name="seen"/> lists what was read.</summary>
-    public static string? Evaluate(string body, IReadOnlyList<JsonAssertion> assertions, out string seen)
+    public static string? Evaluate(string body, IReadOnlyList<JsonAssertion> assertions, out string seen) =>
+        Evaluate(body, assertions, out seen, null);
+
+    /// <summary>As above; the numbers read on the way (also the one that failed) are added to <paramref name="numbers"/>.</summary>
+    public static string? Evaluate(string body, IReadOnlyList<JsonAssertion> assertions, out string seen, List<CheckValue>? numbers)
     {
         seen = "";
         JsonDocument document;
@@ -26,6 +30,8 @@ public static class JsonAssertions
                     return $"{assertion.Path} is not a supported JSONPath";
                 var value = JsonPathSubset.Select(document.RootElement, steps);
                 if (value is null) return $"{assertion.Path} is missing from the body, needs {Bound(assertion, withPath: false)}";
+                if (value.Value.ValueKind == JsonValueKind.Number && value.Value.TryGetDouble(out var number) && double.IsFinite(number))
+                    numbers?.Add(new(assertion.Path, number));
                 if (Judge(assertion, value.Value) is { } failure) return failure;
                 values.Add($"{assertion.Path} = {Show(value.Value)}");
             }

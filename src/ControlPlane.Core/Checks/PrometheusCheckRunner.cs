@@ -84,12 +84,13 @@ public sealed class PrometheusCheckRunner(IHttpClientFactory httpClientFactory, 
             // NaN is what a ratio over no traffic (0/0) gives: no evidence either way.
             if (samples.FindIndex(x => !double.IsFinite(x.Value)) is >= 0 and var nan)
                 return Inconclusive(check, $"the query returned {Show(samples[nan].Value)}{samples[nan].Series} ({Bound(check)} cannot be judged)");
+            IReadOnlyList<CheckValue> values = [.. samples.Take(8).Select(x => new CheckValue(x.Series.Length == 0 ? "value" : x.Series.TrimStart()[4..], x.Value))];
             foreach (var (series, value) in samples)
             {
-                if (check.Min is { } min && value < min) return new(check.Name, CheckOutcome.Failed, $"the query returned {Show(value)}{series}, needs ≥ {Show(min)}");
-                if (check.Max is { } max && value > max) return new(check.Name, CheckOutcome.Failed, $"the query returned {Show(value)}{series}, needs ≤ {Show(max)}");
+                if (check.Min is { } min && value < min) return new(check.Name, CheckOutcome.Failed, $"the query returned {Show(value)}{series}, needs ≥ {Show(min)}") { Values = values };
+                if (check.Max is { } max && value > max) return new(check.Name, CheckOutcome.Failed, $"the query returned {Show(value)}{series}, needs ≤ {Show(max)}") { Values = values };
             }
-            return new(check.Name, CheckOutcome.Passed, $"the query returned {string.Join(", ", samples.Select(x => Show(x.Value) + x.Series))} ({Bound(check)})");
+            return new(check.Name, CheckOutcome.Passed, $"the query returned {string.Join(", ", samples.Select(x => Show(x.Value) + x.Series))} ({Bound(check)})") { Values = values };
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

@@ -34,6 +34,9 @@ public sealed class TrafficCheckRunner
         if (live.Requests < minimum)
             return new(check.Name, CheckOutcome.Inconclusive, $"only {live.Requests} real request(s) on {target.Slot.Name()} since the switch; {minimum} needed to judge");
 
+        var p99 = report.Quantile(live, 0.99);
+        IReadOnlyList<CheckValue> values = p99 is { } q && double.IsFinite(q)
+            ? [new("error rate", live.ErrorRate), new("p99 ms", q)] : [new("error rate", live.ErrorRate)];
         var rate = $"error rate {Percent(live.ErrorRate)} ({live.Errors} of {live.Requests} requests answered 5xx since the switch)";
         if (check.MaxErrorRate is { } maxRate)
         {
@@ -42,15 +45,14 @@ public sealed class TrafficCheckRunner
                 var increase = live.ErrorRate - previous.ErrorRate;
                 if (increase > maxRate)
                     return new(check.Name, CheckOutcome.Failed,
-                        $"{rate}, {Percent(increase)} above {target.Slot.Other().Name()}'s {Percent(previous.ErrorRate)} before the switch; needs at most {Percent(maxRate)} more");
+                        $"{rate}, {Percent(increase)} above {target.Slot.Other().Name()}'s {Percent(previous.ErrorRate)} before the switch; needs at most {Percent(maxRate)} more") { Values = values };
             }
             else if (live.ErrorRate > maxRate)
-                return new(check.Name, CheckOutcome.Failed, $"{rate}, needs ≤ {Percent(maxRate)}");
+                return new(check.Name, CheckOutcome.Failed, $"{rate}, needs ≤ {Percent(maxRate)}") { Values = values };
         }
-        var p99 = report.Quantile(live, 0.99);
         if (check.MaxP99Ms is { } maxP99 && p99 > maxP99)
-            return new(check.Name, CheckOutcome.Failed, $"p99 latency {Ms(p99.Value)} over {live.Requests} requests since the switch, needs ≤ {Ms(maxP99)}");
-        return new(check.Name, CheckOutcome.Passed, $"{rate}; p99 ≤ {Ms(p99 ?? 0)}");
+            return new(check.Name, CheckOutcome.Failed, $"p99 latency {Ms(p99.Value)} over {live.Requests} requests since the switch, needs ≤ {Ms(maxP99)}") { Values = values };
+        return new(check.Name, CheckOutcome.Passed, $"{rate}; p99 ≤ {Ms(p99 ?? 0)}") { Values = values };
     }
 
     private static string Percent(double share) => (share * 100).ToString("0.##", CultureInfo.InvariantCulture) + "%";

@@ -37,6 +37,7 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
     public DbSet<AuditCheckpoint> AuditCheckpoints => Set<AuditCheckpoint>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
     public DbSet<FreezeWindow> FreezeWindows => Set<FreezeWindow>();
+    public DbSet<CheckMeasurement> CheckMeasurements => Set<CheckMeasurement>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     /// <summary>Records an audit event not owned by an aggregate (e.g. a refused sign-in); saved with the next SaveChanges.</summary>
@@ -115,6 +116,18 @@ public sealed class ControlPlaneDbContext(DbContextOptions<ControlPlaneDbContext
             e.HasMany(d => d.Approvals).WithOne().HasForeignKey(a => a.DeploymentId).OnDelete(DeleteBehavior.Cascade);
             e.Navigation(d => d.Steps).AutoInclude();
             e.Navigation(d => d.Approvals).AutoInclude();
+        });
+
+        b.Entity<CheckMeasurement>(e =>
+        {
+            e.ToTable("check_measurements");
+            e.HasKey(m => m.Id);
+            e.Property(m => m.Step).HasMaxLength(16);
+            e.Property(m => m.CheckName).HasMaxLength(100);
+            e.Property(m => m.Name).HasMaxLength(200);
+            e.Property(m => m.Outcome).HasConversion<string>().HasMaxLength(16);
+            e.HasOne<Deployment>().WithMany().HasForeignKey(m => m.DeploymentId).OnDelete(DeleteBehavior.Cascade);
+            e.HasIndex(m => new { m.DeploymentId, m.At });
         });
 
         b.Entity<DeploymentStep>(e =>

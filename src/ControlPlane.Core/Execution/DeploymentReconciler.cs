@@ -52,6 +52,8 @@ public sealed class DeploymentReconciler(
                     await MoveTrafficAsync(app, d, cancellationToken);
                     await db.SaveChangesAsync(cancellationToken);
                     await tx.CommitAsync(cancellationToken);
+                    if (d is { State: RolledBack, RollbackRequestedAt: { } asked })
+                        Telemetry.ControlPlaneTelemetry.Restored(app.Name, d.RollbackAutomatic, asked, time.GetUtcNow());
                     return false;
                 }
                 // Slow steps (deploying, checks) must not hold the application: other writers use optimistic concurrency.
@@ -196,6 +198,7 @@ public sealed class DeploymentReconciler(
         var endpoint = providers.DeployerFor(app).EndpointOf(providers.DeployerBindingFor(app), d.TargetSlot);
         var results = await checks.RunAllAsync(app.Checks, new CheckTarget(endpoint, app.Name, d.TargetSlot, d.Version), cancellationToken);
         var now = time.GetUtcNow();
+        db.CheckMeasurements.AddRange(CheckMeasurement.From(d, StepNames.Verify, results, now));
         var failed = results.FirstOrDefault(r => r.Failed);
         if (failed is null)
         {
@@ -273,6 +276,8 @@ public sealed class DeploymentReconciler(
         // Inconclusive is no breach and no evidence: watching goes on, and the step says which check could not judge.
         var unsure = string.Join("; ", results.Where(r => r.Inconclusive).Select(r => $"check '{r.Name}' inconclusive: {r.Message}"));
         var now = time.GetUtcNow();
+        db.CheckMeasurements.AddRange(CheckMeasurement.From(d, StepNames.Monitor, results, now));
+        d.NoteMonitoringEvidence(unsure.Length == 0 ? null : unsure, now);
         if (breach is null)
         {
             var watched = d.Watched(now, interval + (now - started) + TimeSpan.FromSeconds(2), window);

@@ -21,7 +21,7 @@ namespace ControlPlane.Core.Routing;
 /// loopback control channel, compare-and-swap on the route's revision; the router swaps one immutable route reference, so
 /// a switch takes effect for the next request while requests in flight finish on the slot they started on.
 /// </summary>
-public sealed class EmbeddedRouter : ITrafficRouter, IAsyncDisposable
+public sealed class EmbeddedRouter : ITrafficRouter, ITrafficMeasuringRouter, IAsyncDisposable
 {
     public const string KindName = "embedded";
 

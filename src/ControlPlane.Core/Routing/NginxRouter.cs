@@ -21,7 +21,7 @@ namespace ControlPlane.Core.Routing;
 /// </list>
 /// The file starts with a marker naming the slot it points at. See docs/nginx.md for the nginx side.
 /// </summary>
-public sealed class NginxRouter : ITrafficRouter, IDisposable
+public sealed class NginxRouter : ITrafficRouter, ITrafficMeasuringRouter, IDisposable
 {
     public const string KindName = "nginx";
 
@@ -457,6 +457,53 @@ public sealed class NginxRouter : ITrafficRouter, IDisposable
             throw new RouterException($"nginx did not answer at {settings.LuaEndpoint} for {binding.Application} within {luaClient.Timeout.TotalSeconds:0} s", ex);
         }
     }
+
+    /// <summary>
+    /// The per-slot traffic nginx's Lua counted (docs/nginx.md: <c>controlplane_traffic</c>), read from the loopback-only
+    /// traffic location. Reload mode or no <c>trafficEndpoint</c>: a <see cref="RouterException"/> saying so, which makes a
+    /// traffic check inconclusive (never a pass).
+    /// </summary>
+    public async Task<RouterTraffic?> ReadTrafficAsync(RouterBinding binding, CancellationToken cancellationToken)
+    {
+        var settings = NginxRouterSettings.Parse(binding.Settings);
+        if (settings.Mode != NginxSwitchMode.Lua)
+            throw new RouterException($"the nginx router of {binding.Application} is in reload mode, which does not count traffic per slot: " +
+                                      "lua mode with trafficEndpoint does (docs/nginx.md)");
+        if (settings.TrafficEndpoint is not { } endpoint)
+            throw new RouterException($"the nginx router of {binding.Application} has no trafficEndpoint, so nginx's per-slot counts are not read " +
+                                      "(docs/nginx.md, \"Measuring traffic\")");
+        var builder = new UriBuilder(endpoint);
+        var query = builder.Query.TrimStart('?');
+        builder.Query = (query.Length > 0 ? query + "&" : "") + "upstream=" + settings.UpstreamName;
+        using var request = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
+        try
+        {
+            using var response = await luaClient.SendAsync(request, cancellationToken);
+            var body = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (!response.IsSuccessStatusCode)
+                throw new RouterException($"nginx answered HTTP {(int)response.StatusCode} at {endpoint} for {binding.Application}: " +
+                                          $"'{(body.Length > 200 ? body[..200] + "…" : body.Trim())}' (is it the traffic location from docs/nginx.md?)");
+            var traffic = JsonSerializer.Deserialize<RouterTraffic>(body, TrafficJson);
+            if (traffic is null || traffic.Blue is null || traffic.Green is null || traffic.BoundsMs is null ||
+                traffic.Blue.Buckets?.Length != traffic.BoundsMs.Length + 1 || traffic.Green.Buckets?.Length != traffic.BoundsMs.Length + 1)
+                throw new RouterException($"nginx's traffic location at {endpoint} answered something other than per-slot counts for {binding.Application}");
+            return traffic;
+        }
+        catch (JsonException ex)
+        {
+            throw new RouterException($"nginx's traffic location at {endpoint} answered something other than JSON for {binding.Application}", ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new RouterException($"nginx does not answer at {endpoint} for {binding.Application} ({ex.Message})", ex);
+        }
+        catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new RouterException($"nginx did not answer at {endpoint} for {binding.Application} within {luaClient.Timeout.TotalSeconds:0} s", ex);
+        }
+    }
+
+    private static readonly JsonSerializerOptions TrafficJson = new(JsonSerializerDefaults.Web);
 
     private static Uri LuaUrl(NginxRouterSettings settings)
     {

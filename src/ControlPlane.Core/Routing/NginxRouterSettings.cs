@@ -27,6 +27,10 @@ public enum NginxSwitchMode
 /// <param name="NginxBinary">The nginx executable (or a wrapper that runs it, e.g. through sudo).</param>
 /// <param name="NginxArguments">Given before <c>-t</c> / <c>-s reload</c>, e.g. <c>["-c", "/etc/nginx/nginx.conf"]</c>.</param>
 /// <param name="LuaEndpoint">The loopback-only location that reads and sets the shared dict; required in <c>lua</c> mode.</param>
+/// <param name="TrafficEndpoint">
+/// The loopback-only location that reports the per-slot traffic nginx's Lua counted (docs/nginx.md); <c>lua</c> mode only.
+/// Without it traffic checks on the application are inconclusive.
+/// </param>
 public sealed partial record NginxRouterSettings(
     NginxSwitchMode Mode,
     Uri PublicUrl,
@@ -34,7 +38,8 @@ public sealed partial record NginxRouterSettings(
     string UpstreamName,
     string NginxBinary,
     IReadOnlyList<string> NginxArguments,
-    Uri? LuaEndpoint)
+    Uri? LuaEndpoint,
+    Uri? TrafficEndpoint = null)
 {
     public const string DefaultNginxBinary = "/usr/sbin/nginx";
 
@@ -45,9 +50,10 @@ public sealed partial record NginxRouterSettings(
     public const string NginxBinaryField = "nginxBinary";
     public const string NginxArgumentsField = "nginxArguments";
     public const string LuaEndpointField = "luaEndpoint";
+    public const string TrafficEndpointField = "trafficEndpoint";
 
     private static readonly string[] KnownFields =
-        [ModeField, PublicUrlField, UpstreamFileField, UpstreamNameField, NginxBinaryField, NginxArgumentsField, LuaEndpointField];
+        [ModeField, PublicUrlField, UpstreamFileField, UpstreamNameField, NginxBinaryField, NginxArgumentsField, LuaEndpointField, TrafficEndpointField];
 
     // Also used as an nginx variable name and a Lua table key, so nothing nginx or Lua would need to quote.
     [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]{0,63}\z")]
@@ -130,10 +136,14 @@ public sealed partial record NginxRouterSettings(
         }
 
         var luaEndpoint = HttpUrl(json, LuaEndpointField, errors, required: mode == NginxSwitchMode.Lua);
+        var trafficEndpoint = HttpUrl(json, TrafficEndpointField, errors, required: false);
+        // Counting per slot happens in nginx's Lua; reload mode has no Lua to count with.
+        if (trafficEndpoint is not null && mode == NginxSwitchMode.Reload)
+            errors.Add(new SettingsError(TrafficEndpointField, "is only for lua mode: nginx counts traffic per slot in Lua (docs/nginx.md)"));
 
         if (errors.Count > 0)
             return (null, errors);
-        return (new NginxRouterSettings(mode!.Value, publicUrl!, upstreamFile!, upstreamName!, nginxBinary, arguments, luaEndpoint), errors);
+        return (new NginxRouterSettings(mode!.Value, publicUrl!, upstreamFile!, upstreamName!, nginxBinary, arguments, luaEndpoint, trafficEndpoint), errors);
     }
 
     private static string? String(JsonElement json, string name) =>
@@ -146,9 +156,12 @@ public sealed partial record NginxRouterSettings(
             (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps))
             return url;
         if (present || required)
-            errors.Add(new SettingsError(field, field == LuaEndpointField
-                ? "is required in lua mode: the http:// URL of the loopback-only location that sets the slot, e.g. http://127.0.0.1:8089/controlplane/slot"
-                : "is required: an absolute http:// or https:// URL such as http://127.0.0.1:8088/"));
+            errors.Add(new SettingsError(field, field switch
+            {
+                LuaEndpointField => "is required in lua mode: the http:// URL of the loopback-only location that sets the slot, e.g. http://127.0.0.1:8089/controlplane/slot",
+                TrafficEndpointField => "must be the http:// URL of the loopback-only location that reports traffic, e.g. http://127.0.0.1:8089/controlplane/traffic",
+                _ => "is required: an absolute http:// or https:// URL such as http://127.0.0.1:8088/",
+            }));
         return null;
     }
 }

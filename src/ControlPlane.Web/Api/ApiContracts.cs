@@ -71,7 +71,8 @@ public sealed record DeploymentDto(Guid Id, string Application, string Version, 
     DeploymentState State, string RequestedBy, string? Reason, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt, string? Outcome, IReadOnlyList<StepDto> Steps, IReadOnlyList<ApprovalDto> Approvals, int RequiredApprovals,
     DateTimeOffset? MonitoringUntil, int ValidApprovals, int? ApprovalValidForSeconds, bool BreakGlassRollback,
-    double? MonitoredSeconds, RollbackRequestDto? Rollback, ReleaseLifecycle? Lifecycle = null, string? HeldHook = null);
+    double? MonitoredSeconds, RollbackRequestDto? Rollback, ReleaseLifecycle? Lifecycle = null, string? HeldHook = null,
+    string? HoldReason = null, string? MonitoringInconclusive = null);
 
 /// <summary>The last rollback asked of a release: <c>state</c> is pending, done or refused (with why).</summary>
 public sealed record RollbackRequestDto(Guid Id, string RequestedBy, DateTimeOffset? RequestedAt, string? Reason, bool Automatic, string State, string? Refusal);
@@ -121,7 +122,8 @@ public static class Dto
                 s.Output, s.ExitStatus, HookSteps.IsHookStep(s.Name) ? s.Attempts : null))],
             [.. d.Approvals.OrderBy(a => a.At).Select(a => new ApprovalDto(a.By, a.At, a.Comment, a.ExpiresAt, a.IsValidAt(now)))],
             d.RequiredApprovals, d.MonitoringUntil, d.ValidApprovals(now).Count, d.ApprovalValidForSeconds, d.BreakGlassRollback,
-            d.MonitoredAt is null ? null : Math.Round(d.MonitoredSeconds, 1), Rollback(d), d.Lifecycle, d.HeldHook);
+            d.MonitoredAt is null ? null : Math.Round(d.MonitoredSeconds, 1), Rollback(d), d.Lifecycle, d.HeldHook,
+            d.HoldReason, d.State == DeploymentState.Monitoring ? d.MonitoringInconclusive : null);
 
     private static RollbackRequestDto? Rollback(Deployment d) => d.RollbackRequestId is not { } id ? null : new(id, d.RollbackRequestedBy ?? "",
         d.RollbackRequestedAt, d.RollbackReason, d.RollbackAutomatic,

@@ -63,7 +63,7 @@ public sealed class TrafficHistory
     }
 }
 
-/// <summary>Reads the traffic measurement of every embedded router running on this host every few seconds.</summary>
+/// <summary>Reads the traffic measurement of every measuring router (embedded on this host; nginx in lua mode) every few seconds.</summary>
 public sealed class RouterTrafficPoller(IServiceScopeFactory scopes, TrafficHistory history, ILogger<RouterTrafficPoller> logger) : BackgroundService
 {
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
@@ -80,10 +80,11 @@ public sealed class RouterTrafficPoller(IServiceScopeFactory scopes, TrafficHist
                     await using var scope = scopes.CreateAsyncScope();
                     var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
                     var providers = scope.ServiceProvider.GetRequiredService<ProviderRegistry>();
-                    var apps = await db.Applications.AsNoTracking().Where(a => a.RouterKind == EmbeddedRouter.KindName).ToListAsync(stoppingToken);
+                    var apps = await db.Applications.AsNoTracking()
+                        .Where(a => a.ArchivedAt == null && (a.RouterKind == EmbeddedRouter.KindName || a.RouterKind == NginxRouter.KindName)).ToListAsync(stoppingToken);
                     foreach (var app in apps)
                     {
-                        if (providers.RouterFor(app) is not EmbeddedRouter router) continue;
+                        if (providers.RouterFor(app) is not ITrafficMeasuringRouter router) continue;
                         try
                         {
                             if (await router.ReadTrafficAsync(providers.RouterBindingFor(app), stoppingToken) is { } traffic)

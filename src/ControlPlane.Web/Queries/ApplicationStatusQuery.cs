@@ -55,8 +55,8 @@ public sealed record ApplicationStatus(Application App, Deployment? InFlight, De
                 reasons.Add($"{d.Version} ready to switch: a person switches");
             else if (d.State == DeploymentState.Monitoring && running?.Message is { } m && m.StartsWith("BREACH", StringComparison.Ordinal))
                 reasons.Add(m);
-            else if (d.State == DeploymentState.Monitoring && running?.Message is { } note && note.Contains("inconclusive", StringComparison.Ordinal))
-                reasons.Add($"{d.Version} monitoring without full evidence: {note}");
+            else if (d.State == DeploymentState.Monitoring && d.MonitoringInconclusive is { } unsure)
+                reasons.Add($"{d.Version} still watching: {unsure}");
         }
         return reasons;
     }

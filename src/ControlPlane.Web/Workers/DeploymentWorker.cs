@@ -90,7 +90,8 @@ public sealed class DeploymentWorker(
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
-        var ids = await db.Database.SqlQuery<Guid>($"""
+        // RETURNING sees the row as updated; next_run_at is untouched, so now() - next_run_at is how late the step is picked up.
+        var claimed = await db.Database.SqlQuery<Claimed>($"""
             UPDATE deployments SET lease_owner = {_owner}, lease_expires_at = now() + {Lease}
             WHERE id = (SELECT d.id FROM deployments d
                         WHERE d.next_run_at <= now() AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
@@ -98,10 +99,14 @@ public sealed class DeploymentWorker(
                           AND NOT EXISTS (SELECT 1 FROM deployments o WHERE o.application_id = d.application_id
                                           AND o.id <> d.id AND o.lease_expires_at >= now())
                         ORDER BY d.next_run_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
-            RETURNING id AS "Value"
+            RETURNING id AS "Id", EXTRACT(EPOCH FROM now() - next_run_at)::float8 AS "LateSeconds"
             """).ToListAsync(cancellationToken);
-        return ids.Count == 0 ? null : ids[0];
+        if (claimed.Count == 0) return null;
+        Core.Telemetry.ControlPlaneTelemetry.PickedUp(claimed[0].LateSeconds);
+        return claimed[0].Id;
     }
+
+    private sealed record Claimed(Guid Id, double LateSeconds);
 
     private async Task RunAsync(Guid id, CancellationToken cancellationToken)
     {

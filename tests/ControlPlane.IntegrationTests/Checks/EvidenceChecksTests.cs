@@ -30,6 +30,10 @@ public sealed class EvidenceChecksTests(PostgresFixture postgres) : IAsyncLifeti
         Assert.Contains("$.hitRatio was 0.6, needs ≥ 0.85", VerifyMessage(cold));
         Assert.Contains("$.hitRatio was 0.6, needs ≥ 0.85", cold.GetProperty("outcome").GetString());
         Assert.Equal(("1.0.0", "blue"), await ApiCalls.PublicAnswerAsync(publicUrl));
+        // The number the check read is kept with the release (charted on its page), with the verdict it got.
+        var coldId = cold.GetProperty("id").GetString();
+        Assert.Equal(1, await CountAsync($"SELECT count(*) FROM check_measurements WHERE deployment_id = '{coldId}' AND step = 'verify' " +
+                                         "AND check_name = 'cache' AND name = '$.hitRatio' AND value = 0.6 AND outcome = 'Failed'"));
 
         var down = await rm.WaitForStateAsync((await rm.StartReleaseAsync(App, "2.0.0-db-down")).GetProperty("id").GetString()!, "Failed");
         Assert.Contains("check 'db'", VerifyMessage(down));
@@ -40,6 +44,8 @@ public sealed class EvidenceChecksTests(PostgresFixture postgres) : IAsyncLifeti
         var good = await rm.WaitForStateAsync((await rm.StartReleaseAsync(App, "2.0.0")).GetProperty("id").GetString()!, "AwaitingApproval");
         Assert.Contains("$.hitRatio = 0.92", VerifyMessage(good));
         Assert.Contains("$.status = \"connected\"", VerifyMessage(good));
+        Assert.Equal(1, await CountAsync($"SELECT count(*) FROM check_measurements WHERE deployment_id = '{good.GetProperty("id").GetString()}' " +
+                                         "AND check_name = 'cache' AND name = '$.hitRatio' AND value = 0.92 AND outcome = 'Passed'"));
     }
 
     [Fact]

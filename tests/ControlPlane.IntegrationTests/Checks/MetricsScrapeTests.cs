@@ -39,5 +39,19 @@ public sealed class MetricsScrapeTests(PostgresFixture postgres)
         await prometheus.WaitForSeriesAsync("controlplane_audit_events_total", Ct);
         await prometheus.WaitForSeriesAsync("http_server_request_duration_seconds_count", Ct);
         await prometheus.WaitForSeriesAsync("up{job=\"controlplane\"} == 1", Ct);
+
+        // Time to restore and worker lag: a release of a copy of the demo, rolled back by a person while it is monitored.
+        using var admin = cp.Admin();
+        await TestApplications.RegisterDemoCopyAsync(admin, "metrics-restore",
+            new { requiredApprovals = 0, switchOnApproval = true, monitoringWindowSeconds = 600 });
+        var id = (await admin.StartReleaseAsync("metrics-restore", "2.0.0")).GetProperty("id").GetString()!;
+        await admin.WaitForStateAsync(id, "Monitoring");
+        var rollback = await admin.PostJsonAsync("/api/v1/applications/metrics-restore/rollback", new { reason = "metrics test" });
+        Assert.True(rollback.IsSuccessStatusCode, await rollback.Content.ReadAsStringAsync(Ct));
+        await admin.WaitForStateAsync(id, "RolledBack");
+        await prometheus.WaitForSeriesAsync(
+            "controlplane_time_to_restore_seconds_count{application=\"metrics-restore\",automatic=\"false\"} == 1", Ct);
+        await prometheus.WaitForSeriesAsync("controlplane_worker_lag_seconds_count > 0", Ct);
+        await prometheus.WaitForSeriesAsync("controlplane_worker_lag_seconds_bucket{le=\"+Inf\"} > 0", Ct);
     }
 }

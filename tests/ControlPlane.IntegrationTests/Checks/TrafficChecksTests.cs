@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using ControlPlane.IntegrationTests.Infrastructure;
+using Npgsql;
 
 namespace ControlPlane.IntegrationTests.Checks;
 
@@ -42,6 +43,53 @@ public sealed class TrafficChecksTests(PostgresFixture postgres) : IAsyncLifetim
         using var admin = _factory.Admin();
         var audit = await admin.GetJsonAsync($"/api/v1/audit?application={App}&action=deployment.auto-rolled-back");
         Assert.Contains("requests answered 5xx since the switch", Assert.Single(audit.GetProperty("items").EnumerateArray()).GetProperty("reason").GetString());
+
+        // The measured error rate that tripped the breach is kept with the release for its chart.
+        Assert.Equal(1L, await ScalarAsync($"SELECT count(*) FROM check_measurements WHERE deployment_id = '{id}' AND step = 'monitor' " +
+                                           "AND check_name = 'real-traffic' AND name = 'error rate' AND outcome = 'Failed' AND value > 0.01"));
+    }
+
+    [Fact]
+    public async Task Monitoring_that_cannot_judge_keeps_watching_and_says_which_check_as_a_recorded_flag()
+    {
+        const string watched = "evidence-watch";
+        using var admin = _factory.Admin();
+        // Nobody sends traffic to this copy of the demo, so the traffic check has no evidence after the switch.
+        await TestApplications.RegisterDemoCopyAsync(admin, watched,
+            new { requiredApprovals = 0, switchOnApproval = true, monitoringWindowSeconds = 600, monitoringIntervalSeconds = 1 },
+            checks: new object[] { new { name = "home", path = "/" }, new { kind = "traffic", name = "real-traffic", maxErrorRate = 0.01, minRequests = 1000 } });
+        var id = (await admin.StartReleaseAsync(watched, "2.0.0")).GetProperty("id").GetString()!;
+        await admin.WaitForStateAsync(id, "Monitoring");
+
+        JsonElement d = default;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            d = await admin.GetJsonAsync($"/api/v1/deployments/{id}");
+            if (d.TryGetProperty("monitoringInconclusive", out var flag) && flag.ValueKind == JsonValueKind.String) break;
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+        Assert.Equal("Monitoring", d.GetProperty("state").GetString());
+        Assert.StartsWith("check 'real-traffic' inconclusive: only ", d.GetProperty("monitoringInconclusive").GetString());
+        Assert.EndsWith("1000 needed to judge", d.GetProperty("monitoringInconclusive").GetString());
+        Assert.Equal(1L, await ScalarAsync($"SELECT count(*) FROM deployments WHERE id = '{id}' AND monitoring_inconclusive LIKE 'check ''real-traffic'' inconclusive%'"));
+
+        // The overview (and GET /applications) reads the flag, not the step's wording.
+        var apps = await admin.GetJsonAsync("/api/v1/applications");
+        var row = apps.EnumerateArray().Single(a => a.GetProperty("name").GetString() == watched);
+        Assert.Contains(row.GetProperty("needsAttention").EnumerateArray().Select(x => x.GetString()),
+            r => r!.StartsWith("2.0.0 still watching: check 'real-traffic' inconclusive", StringComparison.Ordinal));
+
+        // The HTTP check's response time was still measured on every look.
+        Assert.True(await ScalarAsync($"SELECT count(*) FROM check_measurements WHERE deployment_id = '{id}' AND step = 'monitor' AND check_name = 'home' AND name = 'response ms'") >= 1);
+    }
+
+    private async Task<long> ScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_factory.ConnectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (long)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
     }
 
     [Fact]

@@ -1,5 +1,7 @@
+using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using ControlPlane.Core.Checks;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Routing;
 using Xunit;
@@ -51,17 +53,102 @@ public sealed class NginxRouterTests : IAsyncLifetime
         }),
         blue.Url, greenEndpoint ?? green.Url);
 
-    private RouterBinding LuaBinding() => new(App,
-        JsonSerializer.SerializeToElement(new
-        {
-            mode = "lua",
-            publicUrl = nginx.LuaUrl,
-            upstreamFile = nginx.LuaUpstreamFile,
-            upstreamName = "shoplua",
-            nginxArguments = nginx.Arguments,
-            luaEndpoint = nginx.SlotEndpoint,
-        }),
+    private RouterBinding LuaBinding(bool measured = false) => new(App,
+        measured
+            ? JsonSerializer.SerializeToElement(new
+            {
+                mode = "lua",
+                publicUrl = nginx.LuaUrl,
+                upstreamFile = nginx.LuaUpstreamFile,
+                upstreamName = "shoplua",
+                nginxArguments = nginx.Arguments,
+                luaEndpoint = nginx.SlotEndpoint,
+                trafficEndpoint = nginx.TrafficEndpoint,
+            })
+            : JsonSerializer.SerializeToElement(new
+            {
+                mode = "lua",
+                publicUrl = nginx.LuaUrl,
+                upstreamFile = nginx.LuaUpstreamFile,
+                upstreamName = "shoplua",
+                nginxArguments = nginx.Arguments,
+                luaEndpoint = nginx.SlotEndpoint,
+            }),
         blue.Url, green.Url);
+
+    /// <summary>Reads nginx's counts until <paramref name="done"/> holds (the log phase counts just after the answer is sent).</summary>
+    private async Task<RouterTraffic> TrafficWhenAsync(RouterBinding binding, Func<RouterTraffic, bool> done)
+    {
+        RouterTraffic traffic = null!;
+        for (var i = 0; i < 100; i++)
+        {
+            traffic = (await router.ReadTrafficAsync(binding, Ct))!;
+            if (done(traffic)) return traffic;
+            await Task.Delay(20, Ct);
+        }
+        return traffic;
+    }
+
+    [Fact]
+    public async Task Lua_mode_counts_each_slots_requests_5xx_and_latency_and_a_traffic_check_judges_them()
+    {
+        var binding = LuaBinding(measured: true);
+        await router.AttachAsync(binding, Slot.Blue, Ct);
+        var before = (await router.ReadTrafficAsync(binding, Ct))!;
+        Assert.True(before.Measuring);
+        for (var i = 0; i < 10; i++) (await client.GetAsync(new Uri(nginx.LuaUrl, "/"), Ct)).EnsureSuccessStatusCode();
+        for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.InternalServerError, (await client.GetAsync(new Uri(nginx.LuaUrl, "/fail"), Ct)).StatusCode);
+        var counted = await TrafficWhenAsync(binding, t => t.Blue.Requests - before.Blue.Requests >= 12);
+        Assert.Equal(12, counted.Blue.Requests - before.Blue.Requests);
+        Assert.Equal(2, counted.Blue.Errors - before.Blue.Errors);
+        Assert.Equal(counted.Blue.Requests, counted.Blue.Buckets.Sum());
+        Assert.Equal([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000], counted.BoundsMs);
+        Assert.Equal(0, counted.Green.Requests);
+
+        // Switching makes green live: its counts start afresh there, blue's stay as they were.
+        var switchedAt = DateTimeOffset.UtcNow.AddSeconds(-1);
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+        var afterSwitch = (await router.ReadTrafficAsync(binding, Ct))!;
+        Assert.Equal(0, afterSwitch.Green.Requests);
+        Assert.True(afterSwitch.Green.Since >= switchedAt, $"green counts since {afterSwitch.Green.Since:O}, switched at {switchedAt:O}");
+        Assert.Equal(counted.Blue.Requests, afterSwitch.Blue.Requests);
+        for (var i = 0; i < 4; i++) (await client.GetAsync(new Uri(nginx.LuaUrl, "/"), Ct)).EnsureSuccessStatusCode();
+        await client.GetAsync(new Uri(nginx.LuaUrl, "/fail"), Ct);
+        var measured = await TrafficWhenAsync(binding, t => t.Green.Requests >= 5);
+        Assert.Equal((5L, 1L), (measured.Green.Requests, measured.Green.Errors));
+
+        // The traffic check reads nginx's counts through the same interface as the embedded router's.
+        var check = new HttpCheck { Kind = HttpCheck.TrafficKind, Name = "real-traffic", MaxErrorRate = 0.01, MinRequests = 5 };
+        var target = new CheckTarget(green.Url, App, Slot.Green, "2.0.0")
+        {
+            Monitoring = true, RouterKind = NginxRouter.KindName, Traffic = ct => router.ReadTrafficAsync(binding, ct),
+        };
+        var result = await new TrafficCheckRunner().RunAsync(check, target, Ct);
+        Assert.True(result.Failed, result.Message);
+        Assert.Contains("error rate 20% (1 of 5 requests answered 5xx since the switch), needs ≤ 1%", result.Message);
+    }
+
+    [Fact]
+    public async Task Without_a_traffic_endpoint_or_in_reload_mode_a_traffic_check_on_nginx_is_inconclusive_never_a_pass()
+    {
+        var check = new HttpCheck { Kind = HttpCheck.TrafficKind, Name = "real-traffic", MaxErrorRate = 0.01, MinRequests = 1 };
+        foreach (var (binding, why) in new[] { (LuaBinding(), "has no trafficEndpoint"), (ReloadBinding(), "reload mode, which does not count traffic") })
+        {
+            var target = new CheckTarget(green.Url, App, Slot.Green, "2.0.0")
+            {
+                Monitoring = true, RouterKind = NginxRouter.KindName, Traffic = ct => router.ReadTrafficAsync(binding, ct),
+            };
+            var result = await new TrafficCheckRunner().RunAsync(check, target, Ct);
+            Assert.True(result.Inconclusive, result.Message);
+            Assert.Contains(why, result.Message);
+        }
+        var settings = JsonSerializer.SerializeToElement(new
+        {
+            mode = "reload", publicUrl = nginx.ReloadUrl, upstreamFile = nginx.ReloadUpstreamFile, upstreamName = "shop",
+            trafficEndpoint = nginx.TrafficEndpoint,
+        });
+        Assert.Equal(NginxRouterSettings.TrafficEndpointField, Assert.Single(router.ValidateSettings(settings)).Field);
+    }
 
     private async Task<BackendAnswer> GetAnswerAsync(Uri url) => (await client.GetFromJsonAsync<BackendAnswer>(url, Ct))!;
 
@@ -274,6 +361,10 @@ public sealed class NginxRouterTests : IAsyncLifetime
 
         static string Flat(string text) => string.Join(' ', text.Split((char[])[' ', '\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(Flat(NginxTestServer.SlotLocationLua), Flat(docs));
+        Assert.Contains(Flat(NginxTestServer.TrafficInitLua), Flat(docs));
+        Assert.Contains(Flat(NginxTestServer.TrafficLocationLua), Flat(docs));
+        Assert.Contains(Flat("lua_shared_dict controlplane_traffic 1m;"), Flat(docs));
+        Assert.Contains(Flat("log_by_lua_block { controlplane_traffic.count(\"shop\", ngx.var.shop_slot) }"), Flat(docs));
         Assert.Contains(Flat("lua_shared_dict controlplane 1m;"), Flat(docs));
         Assert.Contains(Flat("""
             set_by_lua_block $shop_slot {

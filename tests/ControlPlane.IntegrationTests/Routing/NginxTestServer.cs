@@ -27,6 +27,7 @@ public sealed class NginxTestServer : IAsyncDisposable
         ReloadUrl = new Uri($"http://127.0.0.1:{reloadPort}/");
         LuaUrl = new Uri($"http://127.0.0.1:{luaPort}/");
         SlotEndpoint = new Uri($"http://127.0.0.1:{controlPort}/controlplane/slot");
+        TrafficEndpoint = new Uri($"http://127.0.0.1:{controlPort}/controlplane/traffic");
     }
 
     public string Directory { get; }
@@ -38,6 +39,9 @@ public sealed class NginxTestServer : IAsyncDisposable
     public Uri ReloadUrl { get; }
     public Uri LuaUrl { get; }
     public Uri SlotEndpoint { get; }
+
+    /// <summary>The loopback-only location that reports the per-slot traffic the Lua counted.</summary>
+    public Uri TrafficEndpoint { get; }
 
     /// <summary>What the router's <c>nginxArguments</c> must be to address this instance (and what it was started with).</summary>
     public string[] Arguments => ["-p", Directory + "/", "-c", ConfigFile, "-e", ErrorLog];
@@ -166,6 +170,8 @@ public sealed class NginxTestServer : IAsyncDisposable
             scgi_temp_path tmp/scgi;
 
             lua_shared_dict controlplane 1m;
+            lua_shared_dict controlplane_traffic 1m;
+        {{TrafficInitLua}}
             include {{UpstreamDirectory}}/*.conf;
 
             # reload mode
@@ -190,6 +196,7 @@ public sealed class NginxTestServer : IAsyncDisposable
                     proxy_http_version 1.1;
                     proxy_set_header Connection "";
                     proxy_set_header Host $host;
+                    log_by_lua_block { controlplane_traffic.count("shoplua", ngx.var.shoplua_slot) }
                 }
             }
 
@@ -201,6 +208,12 @@ public sealed class NginxTestServer : IAsyncDisposable
                     allow ::1;
                     deny all;
         {{SlotLocationLua}}
+                }
+                location = /controlplane/traffic {
+                    allow 127.0.0.1;
+                    allow ::1;
+                    deny all;
+        {{TrafficLocationLua}}
                 }
             }
         }
@@ -224,6 +237,10 @@ public sealed class NginxTestServer : IAsyncDisposable
                                 ngx.say("the body must be blue or green")
                                 return
                             end
+                            -- The slot becoming live counts its traffic afresh (docs/nginx.md, "Measuring traffic").
+                            if controlplane_traffic and ngx.shared.controlplane:get(name) ~= slot then
+                                controlplane_traffic.restart(name, slot)
+                            end
                             local ok, err = ngx.shared.controlplane:set(name, slot)
                             if not ok then
                                 ngx.status = 500
@@ -237,6 +254,64 @@ public sealed class NginxTestServer : IAsyncDisposable
                         end
                         ngx.header["X-ControlPlane-Upstreams"] = ngx.var[name .. "_upstreams"] or ""
                         ngx.say(ngx.shared.controlplane:get(name) or ngx.var[name .. "_default_slot"] or "")
+                    }
+        """;
+
+    /// <summary>The traffic counters' Lua (http block), verbatim as in docs/nginx.md.</summary>
+    public const string TrafficInitLua = """
+            init_by_lua_block {
+                -- Per application and slot: requests, 5xx answers and a latency histogram (ms bounds below), each slot's
+                -- counts starting afresh when it becomes live. ControlPlane reads them at /controlplane/traffic.
+                controlplane_traffic = { bounds = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 } }
+                local t = controlplane_traffic
+                function t.count(name, slot)
+                    if slot ~= "blue" and slot ~= "green" then return end
+                    local dict = ngx.shared.controlplane_traffic
+                    local key = name .. ":" .. slot .. ":"
+                    dict:add(key .. "since", ngx.now())
+                    dict:incr(key .. "requests", 1, 0)
+                    if ngx.status >= 500 then dict:incr(key .. "errors", 1, 0) end
+                    local ms = (tonumber(ngx.var.request_time) or 0) * 1000
+                    local i = 1
+                    while t.bounds[i] and ms > t.bounds[i] do i = i + 1 end
+                    dict:incr(key .. "b" .. i, 1, 0)
+                end
+                function t.restart(name, slot)
+                    local dict = ngx.shared.controlplane_traffic
+                    local key = name .. ":" .. slot .. ":"
+                    dict:set(key .. "requests", 0)
+                    dict:set(key .. "errors", 0)
+                    for i = 1, #t.bounds + 1 do dict:set(key .. "b" .. i, 0) end
+                    dict:set(key .. "since", ngx.now())
+                end
+                function t.report(name)
+                    local dict = ngx.shared.controlplane_traffic
+                    local slots = {}
+                    for _, slot in ipairs({ "blue", "green" }) do
+                        local key = name .. ":" .. slot .. ":"
+                        local buckets = {}
+                        for i = 1, #t.bounds + 1 do buckets[i] = string.format("%d", dict:get(key .. "b" .. i) or 0) end
+                        local since = dict:get(key .. "since") or ngx.now()
+                        slots[#slots + 1] = string.format('"%s":{"since":"%s.%03dZ","requests":%d,"errors":%d,"buckets":[%s]}',
+                            slot, os.date("!%Y-%m-%dT%H:%M:%S", math.floor(since)), math.floor((since % 1) * 1000),
+                            dict:get(key .. "requests") or 0, dict:get(key .. "errors") or 0, table.concat(buckets, ","))
+                    end
+                    return '{"measuring":true,"boundsMs":[' .. table.concat(t.bounds, ",") .. '],' .. table.concat(slots, ",") .. '}'
+                end
+            }
+        """;
+
+    /// <summary>The traffic location's Lua, verbatim as in docs/nginx.md.</summary>
+    public const string TrafficLocationLua = """
+                    content_by_lua_block {
+                        local name = ngx.var.arg_upstream
+                        if not name or not name:match("^[%a_][%w_]*$") then
+                            ngx.status = 400
+                            ngx.say("?upstream=NAME is required")
+                            return
+                        end
+                        ngx.header["Content-Type"] = "application/json"
+                        ngx.say(controlplane_traffic.report(name))
                     }
         """;
 

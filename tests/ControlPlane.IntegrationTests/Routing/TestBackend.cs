@@ -54,6 +54,10 @@ public sealed class TestBackend : IAsyncDisposable
                         ["slot"] = slot,
                     }, context.RequestAborted);
                     return;
+                case "/fail":
+                    context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+                    await context.Response.WriteAsync("failing on purpose\n", context.RequestAborted);
+                    return;
                 case "/text":
                     await context.Response.WriteAsync($"{application} {version} on {slot}\n", context.RequestAborted);
                     return;

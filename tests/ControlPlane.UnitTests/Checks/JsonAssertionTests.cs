@@ -77,4 +77,14 @@ public sealed class JsonAssertionTests
         Assert.Equal("$.a = 1, $.b = \"x\"", seen);
         Assert.Equal("$.b was \"y\", needs \"x\"", Judge("""{"a":1,"b":"y"}""", new JsonAssertion { Path = "$.a", Min = 1 }, EqualsTo("$.b", "x")));
     }
+
+    [Fact]
+    public void The_numbers_read_are_kept_for_the_chart_including_the_one_that_failed()
+    {
+        var numbers = new List<CheckValue>();
+        var failure = JsonAssertions.Evaluate("""{"a":3,"status":"ok","hitRatio":0.6}""",
+            [new JsonAssertion { Path = "$.a", Min = 1 }, EqualsTo("$.status", "ok"), new JsonAssertion { Path = "$.hitRatio", Min = 0.85 }], out _, numbers);
+        Assert.Equal("$.hitRatio was 0.6, needs ≥ 0.85", failure);
+        Assert.Equal([new CheckValue("$.a", 3), new CheckValue("$.hitRatio", 0.6)], numbers); // strings are not charted
+    }
 }
