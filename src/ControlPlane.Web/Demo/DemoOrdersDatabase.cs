@@ -44,10 +44,15 @@ public static class DemoOrdersDatabase
         await using (var owner = new NpgsqlConnection(connectionString))
         {
             await owner.OpenAsync(cancellationToken);
+            // Created and seeded once, in 1.0.0's shape. Later starts leave the table alone: releases' expand/contract
+            // scripts own its shape from then on (after the README's 3.0.0 contract there is no customer_name to insert into).
             await ExecuteAsync(owner, """
-                CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY, customer_name text NOT NULL, amount numeric(10,2) NOT NULL DEFAULT 0);
-                INSERT INTO orders (customer_name, amount) SELECT * FROM (VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 8.25)) v
-                  WHERE NOT EXISTS (SELECT 1 FROM orders);
+                DO $$ BEGIN
+                  IF to_regclass('orders') IS NULL THEN
+                    CREATE TABLE orders (id bigserial PRIMARY KEY, customer_name text NOT NULL, amount numeric(10,2) NOT NULL DEFAULT 0);
+                    INSERT INTO orders (customer_name, amount) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 8.25);
+                  END IF;
+                END $$;
                 """, cancellationToken);
         }
         services.GetRequiredService<SchemaDatabases>().Add(SchemaDatabaseName, connectionString);
