@@ -6,12 +6,8 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
+using ControlPlane.IntegrationTests.Infrastructure;
 
 namespace ControlPlane.IntegrationTests.Aws;
 
@@ -87,8 +83,8 @@ public sealed partial class FakeElbV2 : IAsyncDisposable
     public static async Task<FakeElbV2> StartAsync(CancellationToken cancellationToken, string? sessionToken = null)
     {
         var fake = new FakeElbV2(sessionToken);
-        fake.Endpoint = await StartAsync(fake.api, cancellationToken);
-        fake.PublicUrl = await StartAsync(fake.dataPlane, cancellationToken);
+        fake.Endpoint = await LoopbackServer.StartAsync(fake.api, cancellationToken);
+        fake.PublicUrl = await LoopbackServer.StartAsync(fake.dataPlane, cancellationToken);
         fake.SetBackend(BlueTargetGroupArn, "1.0.0", "blue");
         fake.SetBackend(GreenTargetGroupArn, "2.0.0", "green");
         fake.SetTargets(BlueTargetGroupArn, FakeTarget.Healthy("i-0blue000000000001"));
@@ -132,19 +128,9 @@ public sealed partial class FakeElbV2 : IAsyncDisposable
 
     private static WebApplication NewApp(RequestDelegate handler)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddLogging();
-        var app = builder.Build();
+        var app = LoopbackServer.Create();
         app.Run(handler);
         return app;
-    }
-
-    private static async Task<Uri> StartAsync(WebApplication app, CancellationToken cancellationToken)
-    {
-        await app.StartAsync(cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        return new Uri(address.TrimEnd('/') + "/");
     }
 
     private async Task HandleApiAsync(HttpContext context)

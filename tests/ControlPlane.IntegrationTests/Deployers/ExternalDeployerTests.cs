@@ -4,14 +4,11 @@ using System.Text.Json.Nodes;
 using ControlPlane.Core.Deployers;
 using ControlPlane.Core.Deployments;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ControlPlane.IntegrationTests.Aws;
+using ControlPlane.IntegrationTests.Infrastructure;
 
 namespace ControlPlane.IntegrationTests.Deployers;
 
@@ -257,10 +254,7 @@ public sealed class ExternalDeployerTests : IAsyncLifetime
 
         public static async Task<SlotServer> StartAsync(CancellationToken cancellationToken)
         {
-            var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-            builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-            builder.Services.AddLogging();
-            var app = builder.Build();
+            var app = LoopbackServer.Create();
             var server = new SlotServer(app);
             app.Run(async context =>
             {
@@ -269,9 +263,8 @@ public sealed class ExternalDeployerTests : IAsyncLifetime
                 context.Response.StatusCode = (int)status;
                 await context.Response.WriteAsync(body, context.RequestAborted);
             });
-            await app.StartAsync(cancellationToken);
-            var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-            server.Url = new Uri(address.TrimEnd('/') + "/");
+            var url = await LoopbackServer.StartAsync(app, cancellationToken);
+            server.Url = url;
             return server;
         }
 

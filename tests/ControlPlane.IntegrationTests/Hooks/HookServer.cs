@@ -1,13 +1,8 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
+using ControlPlane.IntegrationTests.Infrastructure;
 
 namespace ControlPlane.IntegrationTests.Hooks;
 
@@ -38,10 +33,7 @@ public sealed class HookServer : IAsyncDisposable
 
     public static async Task<HookServer> StartAsync()
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddLogging();
-        var app = builder.Build();
+        var app = LoopbackServer.Create();
         HookServer? server = null;
         app.Run(async context =>
         {
@@ -59,9 +51,8 @@ public sealed class HookServer : IAsyncDisposable
             context.Response.StatusCode = server.Status.GetValueOrDefault(path, 200);
             await context.Response.WriteAsync($"hook server saw {context.Request.Method} {path}", context.RequestAborted);
         });
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        server = new HookServer(app, new Uri(address.TrimEnd('/') + "/"));
+        var url = await LoopbackServer.StartAsync(app, TestContext.Current.CancellationToken);
+        server = new HookServer(app, url);
         return server;
     }
 

@@ -3,12 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace ControlPlane.IntegrationTests.Infrastructure;
 
@@ -137,19 +132,15 @@ public sealed class MetricsTarget : IAsyncDisposable
 
     public static async Task<MetricsTarget> StartAsync(CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddLogging();
-        var app = builder.Build();
+        var app = LoopbackServer.Create();
         MetricsTarget? target = null;
         app.Run(context =>
         {
             context.Response.ContentType = "text/plain; version=0.0.4";
             return context.Response.WriteAsync(target!._text, context.RequestAborted);
         });
-        await app.StartAsync(cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        target = new MetricsTarget(app, new Uri(new Uri(address), "/metrics"));
+        var url = await LoopbackServer.StartAsync(app, cancellationToken);
+        target = new MetricsTarget(app, new Uri(url, "metrics"));
         return target;
     }
 

@@ -1,11 +1,6 @@
-using System.Net;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
+using ControlPlane.IntegrationTests.Infrastructure;
 
 namespace ControlPlane.IntegrationTests.Routing;
 
@@ -35,10 +30,7 @@ public sealed class TestBackend : IAsyncDisposable
 
     public static async Task<TestBackend> StartAsync(string application, string version, string slot, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddLogging();
-        var app = builder.Build();
+        var app = LoopbackServer.Create();
         var answer = new BackendAnswer(application, version, slot);
         TestBackend? backend = null;
 
@@ -70,9 +62,8 @@ public sealed class TestBackend : IAsyncDisposable
             await context.Response.WriteAsJsonAsync(answer, context.RequestAborted);
         });
 
-        await app.StartAsync(cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        backend = new TestBackend(app, new Uri(address.TrimEnd('/') + "/"), answer);
+        var url = await LoopbackServer.StartAsync(app, cancellationToken);
+        backend = new TestBackend(app, url, answer);
         return backend;
     }
 

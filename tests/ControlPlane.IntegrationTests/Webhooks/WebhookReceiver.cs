@@ -1,13 +1,9 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
+using ControlPlane.IntegrationTests.Infrastructure;
 
 namespace ControlPlane.IntegrationTests.Webhooks;
 
@@ -40,10 +36,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public static async Task<WebhookReceiver> StartAsync(int port = 0)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
-        builder.Services.AddLogging();
-        var app = builder.Build();
+        var app = LoopbackServer.Create(port);
         var receiver = new WebhookReceiver(app);
         app.Run(async context =>
         {
@@ -61,9 +54,8 @@ public sealed class WebhookReceiver : IAsyncDisposable
             }
             context.Response.StatusCode = status;
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        receiver.Url = new Uri(address.EndsWith('/') ? address : address + "/");
+        var url = await LoopbackServer.StartAsync(app, CancellationToken.None);
+        receiver.Url = url;
         return receiver;
     }
 
