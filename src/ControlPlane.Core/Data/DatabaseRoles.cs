@@ -140,7 +140,8 @@ public static class DatabaseRoles
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static string ReadOrCreatePassword(string path)
+    /// <summary>A role's password, kept in an owner-only file of the data directory; created once (random, 192 bits).</summary>
+    public static string ReadOrCreatePassword(string path)
     {
         if (File.Exists(path)) return File.ReadAllText(path).Trim();
         var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));

@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using System.Text;
+using ControlPlane.Core.Data;
 using ControlPlane.Core.Hooks;
 using ControlPlane.Web.Hosting;
 using Npgsql;
@@ -25,7 +25,7 @@ public static class DemoOrdersDatabase
     {
         if (services.GetRequiredService<ResolvedDatabase>().Embedded is not { } server) return null;
         var root = Path.GetDirectoryName(server.DataDirectory)!;
-        var password = ReadOrCreatePassword(Path.Combine(root, "postgres.demo-orders.password"));
+        var password = DatabaseRoles.ReadOrCreatePassword(Path.Combine(root, "postgres.demo-orders.password"));
         await using (var superuser = new NpgsqlConnection(server.ConnectionStringFor("postgres")))
         {
             await superuser.OpenAsync(cancellationToken);
@@ -66,14 +66,6 @@ public static class DemoOrdersDatabase
     {
         await using var cmd = new NpgsqlCommand(sql, connection);
         await cmd.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private static string ReadOrCreatePassword(string path)
-    {
-        if (File.Exists(path)) return File.ReadAllText(path).Trim();
-        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
-        WritePrivateAsync(path, password, CancellationToken.None).GetAwaiter().GetResult();
-        return password;
     }
 
     private static async Task WritePrivateAsync(string path, string content, CancellationToken cancellationToken)
