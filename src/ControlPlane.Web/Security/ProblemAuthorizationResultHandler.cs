@@ -51,7 +51,7 @@ public sealed class ProblemAuthorizationResultHandler(IProblemDetailsService pro
     {
         nameof(Permission.StartRelease) => "start a release",
         nameof(Permission.Approve) => "approve a release",
-        nameof(Permission.Switch) => "switch traffic",
+        nameof(Permission.Switch) => "take a forward release decision (switch traffic, finish monitoring early, decommission the previous slot)",
         nameof(Permission.Abort) => "abort a release",
         nameof(Permission.Rollback) => "roll back",
         nameof(Permission.ReadAudit) => "read the audit trail",

@@ -90,7 +90,9 @@ public sealed class ReleaseManagerControlsTests(PostgresFixture postgres) : IAsy
         Assert.Contains("still being monitored", (await early.JsonAsync()).GetProperty("detail").GetString());
         Assert.Equal(HttpStatusCode.OK, (await onCall.PostJsonAsync($"/api/v1/deployments/{id}/extend-hold", new { minutes = 60, reason = "long night" })).StatusCode);
 
-        Assert.Equal(HttpStatusCode.Forbidden, (await onCall.PostJsonAsync($"/api/v1/deployments/{id}/finish-monitoring", new { reason = "x" })).StatusCode);
+        var refused = await onCall.PostJsonAsync($"/api/v1/deployments/{id}/finish-monitoring", new { reason = "x" });
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("may not take a forward release decision (switch traffic, finish monitoring early", (await refused.JsonAsync()).GetProperty("detail").GetString());
         await AssertFieldAsync(await manager.PostJsonAsync($"/api/v1/deployments/{id}/finish-monitoring", new { reason = " " }), "reason");
         var finish = await manager.PostJsonAsync($"/api/v1/deployments/{id}/finish-monitoring", new { reason = "dashboards are clean; customer waiting" });
         Assert.Equal(HttpStatusCode.Accepted, finish.StatusCode);
