@@ -35,21 +35,27 @@ public static class ReleaseFlow
         var processStart = await DemoProcessStartAsync(work, quick ? 1 : 5);
         log.WriteLine($"  the demo app alone: answers /healthz {string.Join(", ", processStart.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms after its start");
 
+        var cycles = await CyclesAsync(http, quick ? 3 : 25, log); // two moves each: 6 in quick mode, 50 in a full run
+        var fanOut = await FanOutAsync(baseUrl, http, token, controlPlanePid, quick ? 5 : 20, log);
+        return new ReleaseFlowResult(processStart, cycles, fanOut);
+    }
+
+    /// <summary>Registers the demo app and runs <paramref name="count"/> release cycles on it.</summary>
+    public static async Task<List<CycleTiming>> CyclesAsync(HttpClient http, int count, TextWriter log)
+    {
         var publicUrl = await RegisterAsync(http);
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
         var cycles = new List<CycleTiming>();
-        var count = quick ? 3 : 25; // two moves each: 6 in quick mode, 50 in a full run
         for (var i = 1; i <= count; i++)
         {
             var cycle = await CycleAsync(http, probe, publicUrl, $"2.0.{i}");
             cycles.Add(cycle);
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch returned -> served " +
-                $"{cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms); rollback returned -> served {cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms)"));
+                $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch call started -> served " +
+                $"{cycle.SwitchCallMs + cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms, returned -> served {cycle.SwitchServedMs:F1}); rollback call started -> served " +
+                $"{cycle.RollbackCallMs + cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms, returned -> served {cycle.RollbackServedMs:F1})"));
         }
-
-        var fanOut = await FanOutAsync(baseUrl, http, token, controlPlanePid, quick ? 5 : 20, log);
-        return new ReleaseFlowResult(processStart, cycles, fanOut);
+        return cycles;
     }
 
     /// <summary>The demo app started by hand the way the process deployer starts it: time from the start to /healthz answering.</summary>
