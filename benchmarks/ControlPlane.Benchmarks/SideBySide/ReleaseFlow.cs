@@ -310,9 +310,11 @@ public static class ReleaseFlow
         text.AppendLine();
         text.AppendLine("| measure | p50 / p99 ms | what it is |");
         text.AppendLine("|---|---|---|");
-        text.AppendLine($"| switch returned → new version served | **{P(r.Cycles.Select(c => c.SwitchServedMs).ToList())}** | `POST /deployments/{{id}}/switch` answered 202, then a new connection per try to the public URL until the new version answers |");
-        text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself (recorded intent, audited) |");
-        text.AppendLine($"| rollback returned → old version served | **{P(r.Cycles.Select(c => c.RollbackServedMs).ToList())}** | `POST /applications/{{name}}/rollback` answers once the old version is served |");
+        text.AppendLine($"| switch call started → new version served | **{P(r.Cycles.Select(c => c.SwitchCallMs + c.SwitchServedMs).ToList())}** | end to end: from sending `POST /deployments/{{id}}/switch` to the first answer of the new version on the public URL (a new connection per try) |");
+        text.AppendLine($"| switch returned → new version served | {P(r.Cycles.Select(c => c.SwitchServedMs).ToList())} | from its 202 (sent once the leader reports the traffic moved, or when the bounded wait runs out) to the first answer of the new version |");
+        text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself: records the intent (audited), then waits for the runtime leader to move the traffic |");
+        text.AppendLine($"| rollback call started → old version served | **{P(r.Cycles.Select(c => c.RollbackCallMs + c.RollbackServedMs).ToList())}** | end to end, as for the switch |");
+        text.AppendLine($"| rollback returned → old version served | {P(r.Cycles.Select(c => c.RollbackServedMs).ToList())} | `POST /applications/{{name}}/rollback` answers once the old version is served |");
         text.AppendLine($"| rollback call | {P(r.Cycles.Select(c => c.RollbackCallMs).ToList())} | the call itself: waits for the runtime leader to move the traffic |");
         text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
         text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");
