@@ -35,21 +35,27 @@ public static class ReleaseFlow
         var processStart = await DemoProcessStartAsync(work, quick ? 1 : 5);
         log.WriteLine($"  the demo app alone: answers /healthz {string.Join(", ", processStart.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms after its start");
 
+        var cycles = await CyclesAsync(http, quick ? 3 : 25, log); // two moves each: 6 in quick mode, 50 in a full run
+        var fanOut = await FanOutAsync(baseUrl, http, token, controlPlanePid, quick ? 5 : 20, log);
+        return new ReleaseFlowResult(processStart, cycles, fanOut);
+    }
+
+    /// <summary>Registers the demo app and runs <paramref name="count"/> release cycles on it.</summary>
+    public static async Task<List<CycleTiming>> CyclesAsync(HttpClient http, int count, TextWriter log)
+    {
         var publicUrl = await RegisterAsync(http);
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
         var cycles = new List<CycleTiming>();
-        var count = quick ? 3 : 25; // two moves each: 6 in quick mode, 50 in a full run
         for (var i = 1; i <= count; i++)
         {
             var cycle = await CycleAsync(http, probe, publicUrl, $"2.0.{i}");
             cycles.Add(cycle);
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch returned -> served " +
-                $"{cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms); rollback returned -> served {cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms)"));
+                $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch call started -> served " +
+                $"{cycle.SwitchCallMs + cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms, returned -> served {cycle.SwitchServedMs:F1}); rollback call started -> served " +
+                $"{cycle.RollbackCallMs + cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms, returned -> served {cycle.RollbackServedMs:F1})"));
         }
-
-        var fanOut = await FanOutAsync(baseUrl, http, token, controlPlanePid, quick ? 5 : 20, log);
-        return new ReleaseFlowResult(processStart, cycles, fanOut);
+        return cycles;
     }
 
     /// <summary>The demo app started by hand the way the process deployer starts it: time from the start to /healthz answering.</summary>
@@ -304,9 +310,11 @@ public static class ReleaseFlow
         text.AppendLine();
         text.AppendLine("| measure | p50 / p99 ms | what it is |");
         text.AppendLine("|---|---|---|");
-        text.AppendLine($"| switch returned → new version served | **{P(r.Cycles.Select(c => c.SwitchServedMs).ToList())}** | `POST /deployments/{{id}}/switch` answered 202, then a new connection per try to the public URL until the new version answers |");
-        text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself (recorded intent, audited) |");
-        text.AppendLine($"| rollback returned → old version served | **{P(r.Cycles.Select(c => c.RollbackServedMs).ToList())}** | `POST /applications/{{name}}/rollback` answers once the old version is served |");
+        text.AppendLine($"| switch call started → new version served | **{P(r.Cycles.Select(c => c.SwitchCallMs + c.SwitchServedMs).ToList())}** | end to end: from sending `POST /deployments/{{id}}/switch` to the first answer of the new version on the public URL (a new connection per try) |");
+        text.AppendLine($"| switch returned → new version served | {P(r.Cycles.Select(c => c.SwitchServedMs).ToList())} | from its 202 (sent once the leader reports the traffic moved, or when the bounded wait runs out) to the first answer of the new version |");
+        text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself: records the intent (audited), then waits for the runtime leader to move the traffic |");
+        text.AppendLine($"| rollback call started → old version served | **{P(r.Cycles.Select(c => c.RollbackCallMs + c.RollbackServedMs).ToList())}** | end to end, as for the switch |");
+        text.AppendLine($"| rollback returned → old version served | {P(r.Cycles.Select(c => c.RollbackServedMs).ToList())} | `POST /applications/{{name}}/rollback` answers once the old version is served |");
         text.AppendLine($"| rollback call | {P(r.Cycles.Select(c => c.RollbackCallMs).ToList())} | the call itself: waits for the runtime leader to move the traffic |");
         text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
         text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");

@@ -26,6 +26,12 @@ public sealed class ProcessDeployer(
     public const string HttpClientName = "ControlPlane.ProcessDeployer";
 
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(300);
+    /// <summary>
+    /// A starting process is probed in place (the caller's pass and lease held), 10 ms doubling up to <see cref="PollInterval"/>,
+    /// for at most this long: most processes answer within it, and a pass per probe would add its scheduling to the start.
+    /// </summary>
+    private static readonly TimeSpan StartWaitInPlace = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan FirstStartPoll = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
     private const long MaxLogBytes = 1024 * 1024;
@@ -152,6 +158,8 @@ public sealed class ProcessDeployer(
     {
         var probe = await ProbeAsync(record.Port, settings.HealthPath, cancellationToken);
         var healthy = probe.Healthy && (probe.Version is null || probe.Version == record.Version);
+        if (!healthy && record.ReadyAt is null)
+            (probe, healthy) = await WaitForFirstHealthAsync(record, settings, probe, cancellationToken);
         if (healthy)
         {
             if (record.ReadyAt is null)
@@ -227,7 +235,28 @@ public sealed class ProcessDeployer(
             PosixProcess.StartIdentityOf(process.Id) ?? "", ownSession, port, launch.Fingerprint, paths.Log, now, null, launchId);
         WriteRecord(paths.State, record);
         logger.LogInformation("Started {App}/{Slot} {Version} as pid {Pid} on port {Port}", application, slot.Name(), launch.Version, process.Id, port);
-        return SlotDeployResult.Pending($"Started {launch.Version} on the {slot.Name()} slot (pid {process.Id}, port {port}).", PollInterval);
+        // Waits in place for the first health answer (bounded); a crash meanwhile leaves the record, which the next call adopts.
+        return await ConvergeAsync(record, settings, slot, paths, cancellationToken);
+    }
+
+    /// <summary>
+    /// Probes a process that has not been healthy yet, 10 ms doubling up to <see cref="PollInterval"/>, until it answers, exits,
+    /// reaches its start deadline or <see cref="StartWaitInPlace"/> has passed; the caller then reports as for one probe.
+    /// </summary>
+    private async Task<(HealthProbe Probe, bool Healthy)> WaitForFirstHealthAsync(
+        SlotProcessRecord record, ProcessDeployerSettings settings, HealthProbe probe, CancellationToken cancellationToken)
+    {
+        var held = Stopwatch.StartNew();
+        var deadline = record.StartedAt + settings.StartTimeout;
+        var delay = FirstStartPoll;
+        while (held.Elapsed + delay < StartWaitInPlace && timeProvider.GetUtcNow() + delay < deadline && PosixProcess.IsAlive(record))
+        {
+            await Task.Delay(delay, cancellationToken);
+            probe = await ProbeAsync(record.Port, settings.HealthPath, cancellationToken);
+            if (probe.Healthy && (probe.Version is null || probe.Version == record.Version)) return (probe, true);
+            delay = delay * 2 < PollInterval ? delay * 2 : PollInterval;
+        }
+        return (probe, false);
     }
 
     private async Task TerminateAsync(SlotProcessRecord record, CancellationToken cancellationToken)

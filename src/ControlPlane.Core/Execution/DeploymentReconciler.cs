@@ -22,19 +22,27 @@ public sealed class DeploymentReconciler(
 
     public async Task ReconcileAsync(Guid deploymentId, CancellationToken cancellationToken)
     {
-        // A breach records the rollback intent and saves it; the second pass carries it out (as it would after a crash).
-        for (var pass = 0; pass < 2; pass++)
+        // A breach records the rollback intent and saves it; the next pass carries it out (as it would after a crash). A step
+        // that moved the release on and is due at once (queued → deploy → verify → approval) is also taken in this pass
+        // instead of a later claim: each step is still saved on its own, so a crash between two resumes after the last one.
+        var held = System.Diagnostics.Stopwatch.StartNew();
+        for (var pass = 0; pass < MaxPasses && (pass == 0 || held.Elapsed < ChainBudget); pass++)
         {
             if (!await ReconcileOnceAsync(deploymentId, cancellationToken)) return;
         }
     }
 
-    /// <summary>One step; returns whether a traffic move (a rollback intent) became due and should be carried out at once.</summary>
+    private const int MaxPasses = 5;
+    /// <summary>Chained steps stop here, well inside the worker's lease (a step may take as long again).</summary>
+    private static readonly TimeSpan ChainBudget = TimeSpan.FromSeconds(10);
+
+    /// <summary>One step; returns whether another step is due at once: a rollback intent, or the next step of a release that moved on.</summary>
     private async Task<bool> ReconcileOnceAsync(Guid deploymentId, CancellationToken cancellationToken)
     {
         db.ChangeTracker.Clear();
         Application? app = null;
         Deployment? d = null;
+        DeploymentState? before = null;
         try
         {
             // Hook steps (Hooks/LifecycleSteps.cs) run before the step of the state they precede, outside the locks.
@@ -59,6 +67,7 @@ public sealed class DeploymentReconciler(
                 // Slow steps (deploying, checks) must not hold the application: other writers use optimistic concurrency.
                 await tx.CommitAsync(cancellationToken);
             }
+            before = d.State;
             using (Telemetry.ControlPlaneTelemetry.StartStep(app.Name, d.Version, d.State.ToString()))
                 await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
         }
@@ -73,7 +82,7 @@ public sealed class DeploymentReconciler(
             d.RunAgainAt(time.GetUtcNow() + FaultRetry);
         }
         await db.SaveChangesAsync(cancellationToken);
-        return d is { RollbackPending: true };
+        return d is { RollbackPending: true } || (d is not null && before is { } was && d.State != was && d.NextRunAt <= time.GetUtcNow());
     }
 
     private static readonly TimeSpan FaultRetry = TimeSpan.FromSeconds(5);

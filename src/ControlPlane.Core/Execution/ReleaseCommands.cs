@@ -123,27 +123,57 @@ public sealed partial class ReleaseCommands(
 
     /// <summary>
     /// The forward switch. Refused during a freeze unless an Admin overrides it with a reason; refused (and the release sent
-    /// back to AwaitingApproval, audited) when an approval it relies on lapsed.
+    /// back to AwaitingApproval, audited) when an approval it relies on lapsed. Records the intent (audited) for the runtime
+    /// leader's reconcile loop to carry out, then waits — bounded like a rollback (<see cref="RollbackWait"/>) — until the
+    /// leader reports the traffic moved (Monitoring, or the switch failed) and returns the deployment as it then is; still
+    /// <see cref="DeploymentState.Switching"/> when the wait ran out.
     /// </summary>
     public async Task<Deployment> SwitchAsync(Guid id, Actor by, CancellationToken cancellationToken, FreezeOverride? freezeOverride = null)
     {
         var overrideReason = CheckOverride(freezeOverride);
-        var expired = false;
-        var lapsed = await MutateAsync(id, d => expired = d.ExpireApprovals(time.GetUtcNow()), cancellationToken);
-        // The lapse is saved (and audited) first; the refusal then says why the switch did not happen.
-        if (expired && lapsed.State == DeploymentState.AwaitingApproval)
-            throw DomainException.Conflict($"Not switching {lapsed.ApplicationName} {lapsed.Version}: the {lapsed.Step(StepNames.Approval).Message}. " +
-                                           "The release is back to AwaitingApproval and must be approved again.");
-
-        var freeze = await db.ActiveFreezeAsync(lapsed.ApplicationId, time.GetUtcNow(), cancellationToken);
-        if (freeze is not null && overrideReason is null)
-            throw DomainException.Conflict(FreezeCalendar.BlockedMessage(lapsed.ApplicationName, freeze, "Forward switches are"));
-        return await MutateAsync(id, d =>
+        using var report = new LeaderReport(notifier) { Deployment = id };
+        // One read and one save: the worker may save the same row meanwhile (optimistic concurrency on xmin), so a few tries.
+        Deployment recorded;
+        for (var attempt = 1; ; attempt++)
         {
-            var now = time.GetUtcNow();
-            d.BeginSwitch(by, now);
-            if (freeze is not null) d.RecordFreezeOverride(by, overrideReason!, "switch", freeze.Window.Name, freeze.Window.Id, freeze.End, now);
-        }, cancellationToken);
+            db.ChangeTracker.Clear();
+            var d = await db.Deployments.SingleOrDefaultAsync(x => x.Id == id, cancellationToken)
+                    ?? throw DomainException.NotFound($"Deployment {id} does not exist.");
+            var expired = d.ExpireApprovals(time.GetUtcNow());
+            DomainException? refusal = null;
+            if (expired && d.State == DeploymentState.AwaitingApproval)
+                // The lapse is saved (and audited) all the same; the refusal then says why the switch did not happen.
+                refusal = DomainException.Conflict($"Not switching {d.ApplicationName} {d.Version}: the {d.Step(StepNames.Approval).Message}. " +
+                                                   "The release is back to AwaitingApproval and must be approved again.");
+            else
+            {
+                var now = time.GetUtcNow();
+                var freeze = await db.ActiveFreezeAsync(d.ApplicationId, now, cancellationToken);
+                if (freeze is not null && overrideReason is null)
+                    refusal = DomainException.Conflict(FreezeCalendar.BlockedMessage(d.ApplicationName, freeze, "Forward switches are"));
+                else
+                {
+                    d.BeginSwitch(by, now);
+                    if (freeze is not null) d.RecordFreezeOverride(by, overrideReason!, "switch", freeze.Window.Name, freeze.Window.Id, freeze.End, now);
+                }
+            }
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+            }
+            catch (DbUpdateConcurrencyException) when (attempt < 5)
+            {
+                continue;
+            }
+            if (refusal is not null) throw refusal;
+            recorded = d;
+            break;
+        }
+        return await report.WaitAsync(rollbackWait.Limit, async () =>
+        {
+            var d = await db.Deployments.AsNoTracking().SingleAsync(x => x.Id == id, cancellationToken);
+            return d.State == DeploymentState.Switching ? null : d;
+        }, cancellationToken) ?? recorded;
     }
 
     /// <summary>The override's reason when one was given by someone allowed to; null when none was asked for.</summary>
@@ -202,13 +232,8 @@ public sealed partial class ReleaseCommands(
         if (string.IsNullOrWhiteSpace(reason)) throw DomainException.Invalid("reason", "reason is required for a rollback (it is recorded in the audit trail).");
         if (reason.Length > 2000) throw DomainException.Invalid("reason", "reason must be at most 2000 characters.");
 
-        using var heard = new SemaphoreSlim(0);
-        Guid? watched = null;
-        // Subscribed before the intent is saved, so the leader's answer cannot slip by between the save and the wait.
-        using var subscription = notifier.Subscribe(n =>
-        {
-            if (n.DeploymentId is { } id && id == watched && heard.CurrentCount == 0) heard.Release();
-        });
+        // Listening before the intent is saved, so the leader's answer cannot slip by between the save and the wait.
+        using var report = new LeaderReport(notifier);
         Deployment live;
         Guid requestId;
         for (var attempt = 1; ; attempt++)
@@ -233,7 +258,7 @@ public sealed partial class ReleaseCommands(
             if (!previous.Healthy)
                 throw DomainException.Conflict(TrafficSwitch.PreviousUnhealthyMessage(app, previous.Message));
             live = current;
-            watched = live.Id;
+            report.Deployment = live.Id;
             requestId = live.RequestRollback(by, reason.Trim(), automatic: false, now);
             try
             {
@@ -243,37 +268,25 @@ public sealed partial class ReleaseCommands(
             // The worker may save the same row meanwhile (a monitoring tick): look again with fresh state.
             catch (DbUpdateConcurrencyException) when (attempt < 5) { }
         }
-        return await WaitForRollbackAsync(live.Id, requestId, application, heard, cancellationToken);
+        return await WaitForRollbackAsync(live.Id, requestId, application, report, cancellationToken);
     }
 
     private static readonly DeploymentState[] BeforeSwitch = [.. DeploymentStates.InFlight.Where(s => s.IsBeforeSwitch())];
 
-    private async Task<RollbackOutcome> WaitForRollbackAsync(Guid deploymentId, Guid requestId, string application, SemaphoreSlim heard,
-        CancellationToken cancellationToken)
-    {
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
+    private async Task<RollbackOutcome> WaitForRollbackAsync(Guid deploymentId, Guid requestId, string application, LeaderReport report,
+        CancellationToken cancellationToken) =>
+        await report.WaitAsync(rollbackWait.Limit, async () =>
         {
-            if (rollbackWait.Limit > TimeSpan.Zero)
-            {
-                var d = await db.Deployments.AsNoTracking().Where(x => x.Id == deploymentId)
-                    .Select(x => new { x.State, x.RollbackRequestId, x.RollbackRefusal, x.Version }).SingleAsync(cancellationToken);
-                if (d.RollbackRequestId == requestId && d.RollbackRefusal is { } refusal) throw DomainException.Conflict(refusal);
-                if (d.State == DeploymentState.RolledBack)
-                {
-                    var app = await db.Applications.AsNoTracking().SingleAsync(a => a.Name == application, cancellationToken);
-                    return new(true, false, deploymentId, app.LiveSlot, app.LiveVersion,
-                        $"Rolled back: {application} serves {app.LiveVersion} from {app.LiveSlot.Name()} (verified through the router).");
-                }
-            }
-            var left = rollbackWait.Limit - waited.Elapsed;
-            if (left <= TimeSpan.Zero)
-                return new(false, true, deploymentId, default, null,
-                    $"The rollback of {application} is recorded and the runtime leader has not reported yet; follow deployment {deploymentId}.");
-            // NOTIFY wakes this at once; the periodic look covers a notice lost to a reconnect.
-            await heard.WaitAsync(left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1), cancellationToken);
-        }
-    }
+            var d = await db.Deployments.AsNoTracking().Where(x => x.Id == deploymentId)
+                .Select(x => new { x.State, x.RollbackRequestId, x.RollbackRefusal, x.Version }).SingleAsync(cancellationToken);
+            if (d.RollbackRequestId == requestId && d.RollbackRefusal is { } refusal) throw DomainException.Conflict(refusal);
+            if (d.State != DeploymentState.RolledBack) return null;
+            var app = await db.Applications.AsNoTracking().SingleAsync(a => a.Name == application, cancellationToken);
+            return new RollbackOutcome(true, false, deploymentId, app.LiveSlot, app.LiveVersion,
+                $"Rolled back: {application} serves {app.LiveVersion} from {app.LiveSlot.Name()} (verified through the router).");
+        }, cancellationToken)
+        ?? new RollbackOutcome(false, true, deploymentId, default, null,
+            $"The rollback of {application} is recorded and the runtime leader has not reported yet; follow deployment {deploymentId}.");
 
     private async Task<Deployment> MutateAsync(Guid id, Action<Deployment> change, CancellationToken cancellationToken)
     {
@@ -317,7 +330,7 @@ public sealed partial class ReleaseCommands(
         DomainException.Conflict($"{app} already has a deployment in flight: {version} ({id}) is {state}. Wait for it to finish or abort it.");
 }
 
-/// <summary>How long a rollback request waits for the runtime leader to report before answering "accepted, poll here".</summary>
+/// <summary>How long a rollback or switch request waits for the runtime leader to report the move before answering "accepted, poll here".</summary>
 public sealed record RollbackWait(TimeSpan Limit);
 
 /// <summary>Several field-level errors at once (registration).</summary>

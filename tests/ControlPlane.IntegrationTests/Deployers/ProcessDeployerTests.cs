@@ -54,8 +54,9 @@ public sealed class ProcessDeployerTests : IAsyncLifetime
         var deployer = NewDeployer();
         var binding = DemoBinding();
 
+        // The first call waits in place (bounded) for the first health answer: Ready, or Pending on a machine slower than the wait.
         var first = await deployer.DeployAsync(binding, Slot.Blue, "1.0.0", Ct);
-        Assert.Equal(SlotDeployStatus.Pending, first.Status);
+        Assert.NotEqual(SlotDeployStatus.Failed, first.Status);
         var pid = RecordedPid(Slot.Blue);
         Assert.True(File.Exists(StatePath(Slot.Blue)), "the state file is written before DeployAsync returns");
 

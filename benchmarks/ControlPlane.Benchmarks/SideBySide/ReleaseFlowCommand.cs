@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Globalization;
+using ControlPlane.Core.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace ControlPlane.Benchmarks.SideBySide;
+
+/// <summary>
+/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR]</c>: only the
+/// release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of its own.
+/// <c>--web</c> points at another build's output directory of ControlPlane.Web, to compare two builds in alternation.
+/// </summary>
+public static class ReleaseFlowCommand
+{
+    private const string Token = "bench-admin-token-0123456789abcdef";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var releases = args.SkipWhile(a => a != "--releases").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(10);
+        var webDir = args.SkipWhile(a => a != "--web").Skip(1).FirstOrDefault();
+        var webDll = webDir is null ? Tools.Program("ControlPlane.Web") : Path.Combine(Path.GetFullPath(webDir), "ControlPlane.Web.dll");
+        var work = Directory.CreateTempSubdirectory("cp-release-flow-").FullName;
+        Console.WriteLine($"Release flow only: {releases} releases, ControlPlane {webDll}");
+        await using var postgres = await EmbeddedPostgres.StartAsync(new EmbeddedPostgresOptions("", Ephemeral: true), NullLogger.Instance);
+        await using var dataSource = NpgsqlDataSource.Create(postgres.ConnectionString);
+        await using (var db = new ControlPlaneDbContext(BenchmarkDatabase.Options(dataSource)))
+            await db.Database.MigrateAsync();
+        var baseUrl = new Uri($"http://127.0.0.1:{Tools.FreePort()}/");
+        var web = Tools.Start("dotnet", [webDll], new Dictionary<string, string>
+        {
+            ["ConnectionStrings__ControlPlane"] = postgres.ConnectionString,
+            ["ControlPlane__DataDirectory"] = Directory.CreateDirectory(Path.Combine(work, "controlplane")).FullName,
+            ["ControlPlane__Demo__Enabled"] = "false",
+            ["ControlPlane__Bootstrap__AdminToken"] = Token,
+            ["ASPNETCORE_URLS"] = baseUrl.AbsoluteUri.TrimEnd('/'),
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["ControlPlane__Runtime__StopOnShutdown"] = "true",
+        }, Path.Combine(work, "controlplane.log"));
+        try
+        {
+            await Tools.WaitForHttpAsync(new Uri(baseUrl, "healthz"), TimeSpan.FromSeconds(120));
+            using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromMinutes(2) };
+            http.DefaultRequestHeaders.Authorization = new("Bearer", Token);
+            var cycles = await ReleaseFlow.CyclesAsync(http, releases, Console.Out);
+            // The first cycle pays the JIT; it is shown above and left out of the summary.
+            var warm = cycles.Skip(1).ToList();
+            string P(Func<CycleTiming, double> f) => string.Create(CultureInfo.InvariantCulture,
+                $"{Tools.PercentileOf(warm.Select(f).ToList(), 50):F1} / {Tools.PercentileOf(warm.Select(f).ToList(), 99):F1}");
+            Console.WriteLine($"p50 / p99 over {warm.Count} warm cycles (ms):");
+            Console.WriteLine($"  created -> AwaitingApproval {P(c => c.CreatedToAwaitingMs)}; deploy step {P(c => c.DeployStepMs)}");
+            Console.WriteLine($"  switch call {P(c => c.SwitchCallMs)}; returned -> served {P(c => c.SwitchServedMs)}; call started -> served {P(c => c.SwitchCallMs + c.SwitchServedMs)}");
+            Console.WriteLine($"  rollback call {P(c => c.RollbackCallMs)}; returned -> served {P(c => c.RollbackServedMs)}; call started -> served {P(c => c.RollbackCallMs + c.RollbackServedMs)}");
+            return 0;
+        }
+        finally
+        {
+            await Tools.TerminateAsync(web, TimeSpan.FromSeconds(20));
+            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+        }
+    }
+}
