@@ -314,6 +314,29 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         Assert.False(green.SlowRequestArrived.Task.IsCompleted);
     }
 
+    /// <summary>
+    /// The router moves new requests before it has saved the route (the fsync was most of switch → served), so a route it
+    /// cannot save must be taken back: the switch fails and traffic stays where it was.
+    /// </summary>
+    [Fact]
+    public async Task A_route_that_cannot_be_saved_is_refused_and_traffic_stays_on_the_old_slot()
+    {
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, Ct);
+        var routeFile = Path.Combine(dataDirectory, "routers", App, "route.json");
+        File.Delete(routeFile);
+        Directory.CreateDirectory(routeFile);
+        File.WriteAllText(Path.Combine(routeFile, "in-the-way"), "a directory where the route file goes: the rename onto it fails");
+
+        await Assert.ThrowsAsync<RouterException>(() => router.SwitchAsync(binding, Slot.Green, Ct));
+        Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await GetAnswerAsync(publicUrl));
+        Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, Ct));
+
+        Directory.Delete(routeFile, recursive: true);
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+        Assert.Equal(new BackendAnswer(App, "2.0.0", "green"), await GetAnswerAsync(publicUrl));
+    }
+
     /// <summary>The acceptance test: 20 blue→green→blue cycles under continuous keep-alive load, zero failed requests.</summary>
     [Fact(Timeout = 120_000)]
     public async Task Continuous_load_across_20_switch_and_rollback_cycles_has_no_failed_request()
