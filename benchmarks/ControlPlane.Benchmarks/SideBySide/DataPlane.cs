@@ -132,7 +132,9 @@ public static class DataPlane
         {
             var slot = i % 2 == 0 ? "green" : "blue";
             var clock = Stopwatch.StartNew();
-            await switchTo(slot);
+            // The probe runs from the switch call on, not from its answer: a target may serve the new slot before the call
+            // returns (the router moves traffic before it has fsynced the route), and that moment is what is measured.
+            var switching = switchTo(slot);
             // The probe retries (it is not the measured client): served = the first answer from the new slot.
             while (clock.Elapsed < TimeSpan.FromSeconds(10))
             {
@@ -144,6 +146,7 @@ public static class DataPlane
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
             }
             served.Add(clock.Elapsed.TotalMilliseconds);
+            await switching;
             await Task.Delay(gap);
         }
         var r = await wrk;

@@ -328,11 +328,16 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         Directory.CreateDirectory(routeFile);
         File.WriteAllText(Path.Combine(routeFile, "in-the-way"), "a directory where the route file goes: the rename onto it fails");
 
-        await Assert.ThrowsAsync<RouterException>(() => router.SwitchAsync(binding, Slot.Green, Ct));
-        Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await GetAnswerAsync(publicUrl));
-        Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, Ct));
-
-        Directory.Delete(routeFile, recursive: true);
+        try
+        {
+            await Assert.ThrowsAsync<RouterException>(() => router.SwitchAsync(binding, Slot.Green, Ct));
+            Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await GetAnswerAsync(publicUrl));
+            Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, Ct));
+        }
+        finally
+        {
+            Directory.Delete(routeFile, recursive: true);
+        }
         await router.SwitchAsync(binding, Slot.Green, Ct);
         Assert.Equal(new BackendAnswer(App, "2.0.0", "green"), await GetAnswerAsync(publicUrl));
     }
