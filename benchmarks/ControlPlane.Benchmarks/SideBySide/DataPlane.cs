@@ -164,7 +164,7 @@ public static class DataPlane
             JsonSerializer.Serialize(new { live = "blue", blue = backends.Blue.AbsoluteUri, green = backends.Green.AbsoluteUri, revision = 1 }));
         var port = Tools.FreePort();
         var process = Tools.Start("dotnet", [Tools.Program("ControlPlane.Router"), "--app", "bench", "--listen", $"127.0.0.1:{port}", "--state", state, .. extraArguments],
-            log: Path.Combine(work, "router.log"));
+            ControlPlane.Core.Routing.EmbeddedRouter.ProcessEnvironment.ToDictionary(), log: Path.Combine(work, "router.log"));
         var endpoints = Path.Combine(state, "endpoints.json");
         for (var i = 0; i < 600 && !File.Exists(endpoints); i++) await Task.Delay(50);
         var controlPort = JsonDocument.Parse(await File.ReadAllTextAsync(endpoints)).RootElement.GetProperty("controlPort").GetInt32();
