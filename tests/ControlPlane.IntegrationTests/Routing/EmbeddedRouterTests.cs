@@ -105,6 +105,9 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         var process = router.ProcessOf(App)!;
         Assert.NotEqual(Environment.ProcessId, process.Pid);
         Assert.True(process.OwnSession, "the router runs in its own session, out of reach of a terminal's Ctrl+C");
+        // The runtime settings the router was profiled with come from its start, not from whatever ControlPlane's environment holds.
+        var environment = File.ReadAllText($"/proc/{process.Pid}/environ").Split('\0');
+        Assert.All(EmbeddedRouter.ProcessEnvironment, v => Assert.Contains($"{v.Key}={v.Value}", environment));
 
         await router.DisposeAsync(); // as ControlPlane stopping or crashing
         Assert.Equal("2.0.0", (await GetAnswerAsync(publicUrl)).Version);
