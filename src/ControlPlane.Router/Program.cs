@@ -129,7 +129,18 @@ controlApp.MapPut("/route", (RouteChange change) =>
     if (change.Live is not ("blue" or "green") || !Uri.TryCreate(change.Blue, UriKind.Absolute, out _) || !Uri.TryCreate(change.Green, UriKind.Absolute, out _))
         return Results.BadRequest();
     var before = routes.Current?.Live;
-    var (applied, current) = routes.CompareAndSet(change);
+    bool applied;
+    RouteState? current;
+    try
+    {
+        (applied, current) = routes.CompareAndSet(change);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        logger.LogError(e, "{Application}: the route could not be saved; traffic stays on {Slot}", options.Application, before);
+        return Results.Problem(title: "The route could not be saved", detail: $"{options.Application}: {e.Message}",
+            statusCode: StatusCodes.Status500InternalServerError);
+    }
     if (applied && current!.Live != before) meter.Restart(current.Live);
     if (!applied)
         return current is null ? Results.Conflict() : Results.Json(current, RouterJson.Default.RouteState, statusCode: StatusCodes.Status409Conflict);
@@ -209,7 +220,15 @@ internal sealed class RouteTable(string stateDirectory, RouteState? initial)
 
     public RouteState? Current => Volatile.Read(ref _current);
 
-    /// <summary>Applies <paramref name="change"/> when its expected revision is the current one; persisted before it takes effect.</summary>
+    /// <summary>
+    /// Applies <paramref name="change"/> when its expected revision is the current one. New requests take the new route at
+    /// once; it is persisted before this returns (and so before the change is acknowledged), and taken back when it cannot be.
+    /// </summary>
+    /// <remarks>
+    /// Traffic moves before the fsync, not after it: the PUT (mostly its fsync) took 5–28 ms with nothing else running and
+    /// up to 100–400 ms while other processes wrote to the disk, and the new slot was served only after it. A crash in
+    /// between restarts on the previous route; the change was never acknowledged, so ControlPlane sends it again.
+    /// </remarks>
     public (bool Applied, RouteState? Current) CompareAndSet(RouteChange change)
     {
         lock (_changes)
@@ -220,8 +239,16 @@ internal sealed class RouteTable(string stateDirectory, RouteState? initial)
             if (current is not null && current.Live == change.Live && current.Blue == change.Blue && current.Green == change.Green)
                 return (true, current);
             var next = new RouteState(change.Live, change.Blue, change.Green, (current?.Revision ?? 0) + 1);
-            RouteFile.WriteAtomically(Path.Combine(stateDirectory, RouterFiles.Route), JsonSerializer.Serialize(next, RouterJson.Default.RouteState));
             Volatile.Write(ref _current, next);
+            try
+            {
+                RouteFile.WriteAtomically(Path.Combine(stateDirectory, RouterFiles.Route), JsonSerializer.Serialize(next, RouterJson.Default.RouteState));
+            }
+            catch
+            {
+                Volatile.Write(ref _current, current);
+                throw;
+            }
             return (true, next);
         }
     }

@@ -132,7 +132,9 @@ public static class DataPlane
         {
             var slot = i % 2 == 0 ? "green" : "blue";
             var clock = Stopwatch.StartNew();
-            await switchTo(slot);
+            // The probe runs from the switch call on, not from its answer: a target may serve the new slot before the call
+            // returns (the router moves traffic before it has fsynced the route), and that moment is what is measured.
+            var switching = switchTo(slot);
             // The probe retries (it is not the measured client): served = the first answer from the new slot.
             while (clock.Elapsed < TimeSpan.FromSeconds(10))
             {
@@ -144,6 +146,7 @@ public static class DataPlane
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
             }
             served.Add(clock.Elapsed.TotalMilliseconds);
+            await switching;
             await Task.Delay(gap);
         }
         var r = await wrk;
@@ -161,7 +164,7 @@ public static class DataPlane
             JsonSerializer.Serialize(new { live = "blue", blue = backends.Blue.AbsoluteUri, green = backends.Green.AbsoluteUri, revision = 1 }));
         var port = Tools.FreePort();
         var process = Tools.Start("dotnet", [Tools.Program("ControlPlane.Router"), "--app", "bench", "--listen", $"127.0.0.1:{port}", "--state", state, .. extraArguments],
-            log: Path.Combine(work, "router.log"));
+            ControlPlane.Core.Routing.EmbeddedRouter.ProcessEnvironment.ToDictionary(), log: Path.Combine(work, "router.log"));
         var endpoints = Path.Combine(state, "endpoints.json");
         for (var i = 0; i < 600 && !File.Exists(endpoints); i++) await Task.Delay(50);
         var controlPort = JsonDocument.Parse(await File.ReadAllTextAsync(endpoints)).RootElement.GetProperty("controlPort").GetInt32();

@@ -33,6 +33,16 @@ public sealed class EmbeddedRouter : ITrafficRouter, ITrafficMeasuringRouter, IA
     private const string RouteFile = "route.json";
     private const string EndpointsFile = "endpoints.json";
     private const string LaunchIdVariable = "CONTROLPLANE_LAUNCH_ID";
+
+    /// <summary>
+    /// The runtime settings the router process is started with (besides its launch id); the side-by-side benchmark starts it
+    /// with the same. Socket completions run on the socket engine's threads instead of being queued to the thread pool: all
+    /// the router's work after a socket completes is non-blocking (parsing, copying, handing to the other socket), and the
+    /// hop to a pool thread cost a wake-up and a context switch per completion (profiled under wrk: +10–12 % throughput,
+    /// docs/benchmarks.md). The control channel's application code (the fsync of a route) still runs on the thread pool.
+    /// </summary>
+    public static readonly IReadOnlyList<KeyValuePair<string, string>> ProcessEnvironment =
+        [new("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1")];
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(12);
     private static readonly TimeSpan SuperviseEvery = TimeSpan.FromSeconds(1);
@@ -290,7 +300,7 @@ public sealed class EmbeddedRouter : ITrafficRouter, ITrafficMeasuringRouter, IA
         var intent = new RouterProcessRecord(application, 0, "", DetachedProcess.OwnSession, address, port, 0, logPath, DateTimeOffset.UtcNow, launchId, measureTraffic);
         WriteRecord(application, intent);
         var process = DetachedProcess.Start(DemoAppLocator.DotnetHost(), [dll, "--app", application, "--listen", listen, "--state", directory, "--measure-traffic", measureTraffic ? "true" : "false"],
-            directory, logPath, Path.Combine(directory, PidFile), [new(LaunchIdVariable, launchId)], "controlplane-router");
+            directory, logPath, Path.Combine(directory, PidFile), [new(LaunchIdVariable, launchId), .. ProcessEnvironment], "controlplane-router");
         var identity = PosixProcess.StartIdentityOf(process.Id) ?? "";
         WriteRecord(application, intent with { Pid = process.Id, StartIdentity = identity });
 

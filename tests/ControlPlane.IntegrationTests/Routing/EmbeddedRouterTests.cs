@@ -105,6 +105,9 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         var process = router.ProcessOf(App)!;
         Assert.NotEqual(Environment.ProcessId, process.Pid);
         Assert.True(process.OwnSession, "the router runs in its own session, out of reach of a terminal's Ctrl+C");
+        // The runtime settings the router was profiled with come from its start, not from whatever ControlPlane's environment holds.
+        var environment = File.ReadAllText($"/proc/{process.Pid}/environ").Split('\0');
+        Assert.All(EmbeddedRouter.ProcessEnvironment, v => Assert.Contains($"{v.Key}={v.Value}", environment));
 
         await router.DisposeAsync(); // as ControlPlane stopping or crashing
         Assert.Equal("2.0.0", (await GetAnswerAsync(publicUrl)).Version);
@@ -312,6 +315,34 @@ public sealed class EmbeddedRouterTests : IAsyncLifetime
         blue.ReleaseSlowRequests.SetResult();
         Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await slow);
         Assert.False(green.SlowRequestArrived.Task.IsCompleted);
+    }
+
+    /// <summary>
+    /// The router moves new requests before it has saved the route (the fsync was most of switch → served), so a route it
+    /// cannot save must be taken back: the switch fails and traffic stays where it was.
+    /// </summary>
+    [Fact]
+    public async Task A_route_that_cannot_be_saved_is_refused_and_traffic_stays_on_the_old_slot()
+    {
+        var binding = Binding();
+        var publicUrl = await router.AttachAsync(binding, Slot.Blue, Ct);
+        var routeFile = Path.Combine(dataDirectory, "routers", App, "route.json");
+        File.Delete(routeFile);
+        Directory.CreateDirectory(routeFile);
+        File.WriteAllText(Path.Combine(routeFile, "in-the-way"), "a directory where the route file goes: the rename onto it fails");
+
+        try
+        {
+            await Assert.ThrowsAsync<RouterException>(() => router.SwitchAsync(binding, Slot.Green, Ct));
+            Assert.Equal(new BackendAnswer(App, "1.0.0", "blue"), await GetAnswerAsync(publicUrl));
+            Assert.Equal(Slot.Blue, await router.ReadLiveSlotAsync(binding, Ct));
+        }
+        finally
+        {
+            Directory.Delete(routeFile, recursive: true);
+        }
+        await router.SwitchAsync(binding, Slot.Green, Ct);
+        Assert.Equal(new BackendAnswer(App, "2.0.0", "green"), await GetAnswerAsync(publicUrl));
     }
 
     /// <summary>The acceptance test: 20 blue→green→blue cycles under continuous keep-alive load, zero failed requests.</summary>
