@@ -14,8 +14,6 @@ using Npgsql;
 // connection string and waits for a line on stdin, to try queries and indexes by hand on the loaded database.
 if (args.FirstOrDefault() == "side-by-side")
     return await ControlPlane.Benchmarks.SideBySide.SideBySideCommand.RunAsync(args[1..]);
-if (args.FirstOrDefault() == "export")
-    return await ControlPlane.Benchmarks.SideBySide.ExportOnly.RunAsync(args[1..]);
 
 var events = int.Parse(Environment.GetEnvironmentVariable("CONTROLPLANE_BENCH_EVENTS") ?? "1000000", CultureInfo.InvariantCulture);
 var explain = Environment.GetEnvironmentVariable("CONTROLPLANE_BENCH_EXPLAIN") == "1";

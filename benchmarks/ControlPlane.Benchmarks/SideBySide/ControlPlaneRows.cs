@@ -87,7 +87,7 @@ public static class ControlPlaneRows
         }
     }
 
-    internal static async Task<StreamRow> ExportAsync(HttpClient http, int pid)
+    private static async Task<StreamRow> ExportAsync(HttpClient http, int pid)
     {
         await using var rss = new Tools.RssSampler(pid);
         var clock = Stopwatch.StartNew();
@@ -120,7 +120,7 @@ public static class ControlPlaneRows
     }
 
     /// <summary>The same columns in the same order, written by PostgreSQL's COPY through psql to a file.</summary>
-    internal static async Task<StreamRow> PsqlCopyAsync(EmbeddedPostgres postgres)
+    private static async Task<StreamRow> PsqlCopyAsync(EmbeddedPostgres postgres)
     {
         var c = new NpgsqlConnectionStringBuilder(postgres.ConnectionString);
         var file = Path.Combine(Path.GetTempPath(), $"cp-bench-copy-{Guid.NewGuid():N}.csv");

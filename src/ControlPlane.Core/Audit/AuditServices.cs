@@ -20,7 +20,6 @@ public static class AuditServices
         services.AddSingleton<AuditCheckpointPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditCheckpointPublisher>());
         services.AddScoped<AuditQuery>();
-        services.AddScoped<AuditCsvExport>();
         services.AddScoped<AuditVerifier>();
         services.AddSingleton<AuditChainStatus>();
         return services;

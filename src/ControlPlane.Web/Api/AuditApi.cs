@@ -4,6 +4,7 @@ using ControlPlane.Core.Audit;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Security;
 using ControlPlane.Web.Security;
+using CsvHelper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
@@ -34,19 +35,19 @@ public static class AuditApi
 
         audit.MapGet("/export", async Task<Results<EmptyHttpResult, ProblemHttpResult>> (
             string? format, string? application, string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, Guid? deploymentId,
-            AuditQuery query, AuditCsvExport csvExport, AuditCheckpointPublisher checkpoints, HttpContext http) =>
+            AuditQuery query, AuditCheckpointPublisher checkpoints, HttpContext http) =>
         {
             var kind = format?.ToLowerInvariant();
             if (kind is not ("csv" or "jsonl")) return Invalid("format", "format must be csv or jsonl.");
-            var filter = new AuditFilter(application, actor, action, from, to, deploymentId);
+            var events = query.StreamAsync(new AuditFilter(application, actor, action, from, to, deploymentId));
             http.Response.ContentType = kind == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{DateTime.UtcNow:yyyyMMdd-HHmmss}.{kind}\"";
             // The newest signed checkpoint travels with every export, so the auditor's copy holds an anchor too.
             if (await checkpoints.LatestAsync(http.RequestAborted) is { } latest)
                 http.Response.Headers[CheckpointHeader] = JsonSerializer.Serialize(latest.ToDto(), JsonSerializerOptions.Web);
             // Written straight to the response as rows arrive: memory stays flat for millions of events.
-            if (kind == "csv") await csvExport.WriteAsync(filter, http.Response.Body, http.RequestAborted);
-            else await WriteJsonLinesAsync(http.Response.Body, query.StreamAsync(filter), http.RequestAborted);
+            if (kind == "csv") await WriteCsvAsync(http.Response.Body, events, http.RequestAborted);
+            else await WriteJsonLinesAsync(http.Response.Body, events, http.RequestAborted);
             return TypedResults.Empty;
         });
 
@@ -101,6 +102,41 @@ public static class AuditApi
         new(r.Valid, r.Events, r.FirstInvalidSequence, r.Problem, r.Reason, r.Checkpoints);
 
     private static readonly JsonSerializerOptions LineJson = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+
+    public static readonly string[] CsvHeader =
+        ["sequence", "occurredAt", "actor", "actorKind", "sourceIp", "action", "application", "deploymentId", "before", "after", "reason", "details", "previousHash", "hash"];
+
+    /// <summary>
+    /// Actors, reasons and details are typed by people: a cell starting with = + - @ tab or CR would run as a formula when
+    /// an auditor opens the export in a spreadsheet (OWASP CSV injection), so such text gets a leading apostrophe.
+    /// </summary>
+    public static readonly CsvWriterOptions CsvExportOptions = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
+
+    private static async Task WriteCsvAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)
+    {
+        await using var csv = CsvWriter.Create(body, CsvExportOptions, leaveOpen: true);
+        foreach (var h in CsvHeader) csv.WriteField(h);
+        await csv.EndRecordAsync(ct);
+        await foreach (var e in events.WithCancellation(ct))
+        {
+            csv.WriteField(e.Sequence.ToString(CultureInfo.InvariantCulture));
+            csv.WriteField(e.OccurredAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+            csv.WriteField(e.Actor);
+            csv.WriteField(e.ActorKind.ToString());
+            csv.WriteField(e.SourceIp ?? "");
+            csv.WriteField(e.Action);
+            csv.WriteField(e.Application ?? "");
+            csv.WriteField(e.DeploymentId?.ToString() ?? "");
+            csv.WriteField(e.BeforeState ?? "");
+            csv.WriteField(e.AfterState ?? "");
+            csv.WriteField(e.Reason ?? "");
+            csv.WriteField(e.Details ?? "");
+            csv.WriteField(e.PreviousHash);
+            csv.WriteField(e.Hash);
+            await csv.EndRecordAsync(ct);
+        }
+        await csv.FlushAsync(ct);
+    }
 
     private static async Task WriteJsonLinesAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)
     {
