@@ -157,33 +157,79 @@ public static class ReleaseFlow
         await WaitForStateAsync(http, id, "ReadyToSwitch");
 
         var call = Stopwatch.StartNew();
+        string switchState;
         using (var switched = await http.PostAsJsonAsync($"api/v1/deployments/{id}/switch", new { }))
-            if (!switched.IsSuccessStatusCode) throw new InvalidOperationException($"switch {version}: {(int)switched.StatusCode} {await switched.Content.ReadAsStringAsync()}");
+        {
+            var body = await switched.Content.ReadAsStringAsync();
+            if (!switched.IsSuccessStatusCode) throw new InvalidOperationException($"switch {version}: {(int)switched.StatusCode} {body}");
+            switchState = JsonDocument.Parse(body).RootElement.GetProperty("state").GetString() ?? "";
+        }
         var switchCall = call.Elapsed.TotalMilliseconds;
-        var switchServed = await ServedAsync(probe, publicUrl, version) - switchCall;
+        // Monitoring: the leader moved the traffic and proved it; Switching: the bounded wait ran out (still under way). Anything
+        // else (Failed: the leader could not prove the new version through the router and put the traffic back) is not a move.
+        if (switchState is not ("Monitoring" or "Switching"))
+            throw await CycleFailedAsync(http, id, $"the switch to {version} answered {switchState} after {switchCall:F0} ms");
+        var switchServed = await ServedAsync(probe, publicUrl, version, $"the switch answered {switchState}") - switchCall;
         await WaitForStateAsync(http, id, "Monitoring");
 
         call.Restart();
         using (var rolledBack = await http.PostAsJsonAsync($"api/v1/applications/{Application}/rollback", new { reason = "benchmark: back to 1.0.0" }))
-            if (!rolledBack.IsSuccessStatusCode) throw new InvalidOperationException($"rollback {version}: {(int)rolledBack.StatusCode} {await rolledBack.Content.ReadAsStringAsync()}");
+        {
+            var body = await rolledBack.Content.ReadAsStringAsync();
+            if (!rolledBack.IsSuccessStatusCode)
+                throw await CycleFailedAsync(http, id, $"the rollback from {version} answered {(int)rolledBack.StatusCode} after {call.Elapsed.TotalMilliseconds:F0} ms: {body}");
+            // 200: the old version is served (verified through the router); 202: the leader has not reported within the wait.
+            if (rolledBack.StatusCode != HttpStatusCode.OK && rolledBack.StatusCode != HttpStatusCode.Accepted)
+                throw await CycleFailedAsync(http, id, $"the rollback from {version} answered {(int)rolledBack.StatusCode}: {body}");
+        }
         var rollbackCall = call.Elapsed.TotalMilliseconds;
-        var rollbackServed = await ServedAsync(probe, publicUrl, "1.0.0") - rollbackCall;
+        var rollbackServed = await ServedAsync(probe, publicUrl, "1.0.0", "the rollback answered") - rollbackCall;
         await WaitForStateAsync(http, id, "RolledBack");
         return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed);
 
         // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
-        async Task<double> ServedAsync(HttpClient client, string url, string wanted)
+        async Task<double> ServedAsync(HttpClient client, string url, string wanted, string after)
         {
+            var seen = "nothing yet";
             while (call.Elapsed < TimeSpan.FromSeconds(30))
             {
                 try
                 {
-                    if ((await client.GetStringAsync(url)).Contains($"\"version\":\"{wanted}\"", StringComparison.Ordinal)) return call.Elapsed.TotalMilliseconds;
+                    var answer = await client.GetStringAsync(url);
+                    if (answer.Contains($"\"version\":\"{wanted}\"", StringComparison.Ordinal)) return call.Elapsed.TotalMilliseconds;
+                    seen = answer.Length > 200 ? answer[..200] : answer;
                 }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { seen = e.Message; }
             }
-            throw new TimeoutException($"{url} did not serve {wanted} within 30 s");
+            throw await CycleFailedAsync(http, id, $"{after}, but {url} did not serve {wanted} within 30 s of the call (last answer: {seen})");
         }
+    }
+
+    /// <summary>Thrown when a cycle did not end as a release cycle should; says what the deployment and the application show.</summary>
+    public sealed class CycleFailedException(string message) : Exception(message);
+
+    private static async Task<CycleFailedException> CycleFailedAsync(HttpClient http, string id, string what)
+    {
+        var text = new StringBuilder(what).AppendLine();
+        try
+        {
+            var d = await http.GetFromJsonAsync<JsonElement>($"api/v1/deployments/{id}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"  deployment {id} {d.GetProperty("version").GetString()}: {d.GetProperty("state").GetString()}, " +
+                $"outcome: {(d.TryGetProperty("outcome", out var o) ? o.ToString() : "")}, rollback: {(d.TryGetProperty("rollback", out var r) ? r.ToString() : "")}");
+            foreach (var step in d.GetProperty("steps").EnumerateArray())
+                text.AppendLine(CultureInfo.InvariantCulture, $"    {step.GetProperty("name").GetString()}: {step.GetProperty("state").GetString()} " +
+                    $"{Stamp(step, "startedAt")} → {Stamp(step, "finishedAt")} {step.GetProperty("message")}");
+            var app = await http.GetFromJsonAsync<JsonElement>($"api/v1/applications/{Application}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"  application: {app}");
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or KeyNotFoundException)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  (could not read the deployment: {e.Message})");
+        }
+        return new CycleFailedException(text.ToString());
+
+        static string Stamp(JsonElement step, string field) =>
+            step.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.String ? v.GetDateTimeOffset().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) : "—";
     }
 
     private static async Task<JsonElement> WaitForStateAsync(HttpClient http, string id, string state)

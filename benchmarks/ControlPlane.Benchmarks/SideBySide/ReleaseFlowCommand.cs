@@ -20,6 +20,8 @@ public static class ReleaseFlowCommand
     {
         var releases = args.SkipWhile(a => a != "--releases").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(10);
         var webDir = args.SkipWhile(a => a != "--web").Skip(1).FirstOrDefault();
+        // --log-level Debug: ControlPlane's own categories at that level, every line with a UTC timestamp (to follow a switch).
+        var logLevel = args.SkipWhile(a => a != "--log-level").Skip(1).FirstOrDefault() ?? "Warning";
         var webDll = webDir is null ? Tools.Program("ControlPlane.Web") : Path.Combine(Path.GetFullPath(webDir), "ControlPlane.Web.dll");
         var work = Directory.CreateTempSubdirectory("cp-release-flow-").FullName;
         Console.WriteLine($"Release flow only: {releases} releases, ControlPlane {webDll}");
@@ -37,8 +39,13 @@ public static class ReleaseFlowCommand
             ["ASPNETCORE_URLS"] = baseUrl.AbsoluteUri.TrimEnd('/'),
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
             ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__ControlPlane"] = logLevel,
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.ffffff ",
+            ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
             ["ControlPlane__Runtime__StopOnShutdown"] = "true",
         }, Path.Combine(work, "controlplane.log"));
+        var succeeded = false;
         try
         {
             await Tools.WaitForHttpAsync(new Uri(baseUrl, "healthz"), TimeSpan.FromSeconds(120));
@@ -53,12 +60,21 @@ public static class ReleaseFlowCommand
             Console.WriteLine($"  created -> AwaitingApproval {P(c => c.CreatedToAwaitingMs)}; deploy step {P(c => c.DeployStepMs)}");
             Console.WriteLine($"  switch call {P(c => c.SwitchCallMs)}; returned -> served {P(c => c.SwitchServedMs)}; call started -> served {P(c => c.SwitchCallMs + c.SwitchServedMs)}");
             Console.WriteLine($"  rollback call {P(c => c.RollbackCallMs)}; returned -> served {P(c => c.RollbackServedMs)}; call started -> served {P(c => c.RollbackCallMs + c.RollbackServedMs)}");
+            succeeded = true;
             return 0;
+        }
+        catch (ReleaseFlow.CycleFailedException e)
+        {
+            Console.Error.WriteLine($"A release cycle went wrong: {e.Message}");
+            return 1;
         }
         finally
         {
             await Tools.TerminateAsync(web, TimeSpan.FromSeconds(20));
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            // Kept when something went wrong: ControlPlane's log, the router's and the slots' logs are what explains it.
+            if (succeeded) try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            else Console.Error.WriteLine($"Kept the work directory {work} (ControlPlane's log: {Path.Combine(work, "controlplane.log")}; " +
+                                         $"the router's and the slots' under {Path.Combine(work, "controlplane")})");
         }
     }
 }

@@ -64,6 +64,15 @@ public sealed class DeploymentReconciler(
                         Telemetry.ControlPlaneTelemetry.Restored(app.Name, d.RollbackAutomatic, asked, time.GetUtcNow());
                     return false;
                 }
+                if (d.CleanupPending && d.State.IsTerminal())
+                {
+                    // Stopping an abandoned slot is decided, done and saved under the same locks: a later release's insert (its
+                    // foreign key) and the housekeeping wait for the application row, so neither takes the slot in between.
+                    await StepAsync(app, d, time.GetUtcNow(), cancellationToken);
+                    await db.SaveChangesAsync(cancellationToken);
+                    await tx.CommitAsync(cancellationToken);
+                    return false;
+                }
                 // Slow steps (deploying, checks) must not hold the application: other writers use optimistic concurrency.
                 await tx.CommitAsync(cancellationToken);
             }
@@ -337,8 +346,10 @@ public sealed class DeploymentReconciler(
             d.RunAgainAt(null);
             return;
         }
-        // Only ever stop the slot this deployment abandoned — never the one that serves traffic.
-        if (d.TargetSlot != app.LiveSlot)
+        // Only ever stop the slot this deployment abandoned — never the one that serves traffic, nor one a later release has
+        // taken since (a clean-up retried after a conflict or a fault would otherwise stop that release's process).
+        var taken = await db.Deployments.AnyAsync(x => x.ApplicationId == app.Id && x.TargetSlot == d.TargetSlot && x.CreatedAt > d.CreatedAt, cancellationToken);
+        if (d.TargetSlot != app.LiveSlot && !taken)
         {
             await providers.DeployerFor(app).StopAsync(providers.DeployerBindingFor(app), d.TargetSlot, cancellationToken);
             var now = time.GetUtcNow();

@@ -120,8 +120,16 @@ public sealed class RecordingDeployer(CallLog log, RecordingRouter router, strin
         return Task.FromResult(_slots.TryGetValue($"{binding.Application}/{slot}", out var o) ? o : new SlotObservation(false, null, false, "nothing runs"));
     }
 
+    /// <summary>Thrown by the next stop of an application (then forgotten): a stop that fails and is retried later.</summary>
+    public ConcurrentDictionary<string, Exception> FailNextStop { get; } = new();
+
     public Task StopAsync(DeployerBinding binding, Slot slot, CancellationToken cancellationToken)
     {
+        if (FailNextStop.TryRemove(binding.Application, out var ex))
+        {
+            log.Add($"deployer stop-failed {binding.Application} {slot.Name()}");
+            throw ex;
+        }
         log.Add($"deployer stop {binding.Application} {slot.Name()}");
         _slots[$"{binding.Application}/{slot}"] = new SlotObservation(false, null, false, "stopped");
         return Task.CompletedTask;
