@@ -10,7 +10,10 @@ using Microsoft.AspNetCore.SignalR.Client;
 namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>One release cycle's timings: the server's own timestamps for created → AwaitingApproval, and the client's for the moves.</summary>
-public sealed record CycleTiming(double CreatedToAwaitingMs, double DeployStepMs, double SwitchCallMs, double SwitchServedMs, double RollbackCallMs, double RollbackServedMs);
+/// <param name="ProbeMs">The probe's own cost: one request of the same kind (a new connection through the router) timed just before the switch call, with nothing moving.</param>
+/// <param name="ServedAtFirstTry">Whether the first request after the call's answer already got the wanted version (both moves); "returned → served" is then the probe's own round trip.</param>
+public sealed record CycleTiming(double CreatedToAwaitingMs, double DeployStepMs, double SwitchCallMs, double SwitchServedMs, double RollbackCallMs, double RollbackServedMs,
+    double ProbeMs = double.NaN, bool ServedAtFirstTry = true);
 
 public sealed record FanOutResult(int Clients, double ConnectSeconds, long RssBefore, long RssAfter, IReadOnlyList<double> AllSeenMs, IReadOnlyList<double> FirstSeenMs,
     double CpuMsPerChange, double IdleCpuMsPerSecond);
@@ -53,7 +56,8 @@ public static class ReleaseFlow
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch call started -> served " +
                 $"{cycle.SwitchCallMs + cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms, returned -> served {cycle.SwitchServedMs:F1}); rollback call started -> served " +
-                $"{cycle.RollbackCallMs + cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms, returned -> served {cycle.RollbackServedMs:F1})"));
+                $"{cycle.RollbackCallMs + cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms, returned -> served {cycle.RollbackServedMs:F1}); " +
+                $"the probe alone {cycle.ProbeMs:F1} ms{(cycle.ServedAtFirstTry ? "" : "; a move was not served at the first try")}"));
         }
         return cycles;
     }
@@ -156,6 +160,12 @@ public static class ReleaseFlow
         (await http.PostAsJsonAsync($"api/v1/deployments/{id}/approve", new { comment = "benchmark" })).EnsureSuccessStatusCode();
         await WaitForStateAsync(http, id, "ReadyToSwitch");
 
+        // The probe's own round trip with nothing moving (the old version answers), to tell the client's cost from a move's.
+        var probeClock = Stopwatch.StartNew();
+        await probe.GetStringAsync(publicUrl);
+        var probeMs = probeClock.Elapsed.TotalMilliseconds;
+        var tries = 0;
+
         var call = Stopwatch.StartNew();
         string switchState;
         using (var switched = await http.PostAsJsonAsync($"api/v1/deployments/{id}/switch", new { }))
@@ -170,6 +180,7 @@ public static class ReleaseFlow
         if (switchState is not ("Monitoring" or "Switching"))
             throw await CycleFailedAsync(http, id, $"the switch to {version} answered {switchState} after {switchCall:F0} ms");
         var switchServed = await ServedAsync(probe, publicUrl, version, $"the switch answered {switchState}") - switchCall;
+        var firstTry = tries == 1;
         await WaitForStateAsync(http, id, "Monitoring");
 
         call.Restart();
@@ -183,9 +194,11 @@ public static class ReleaseFlow
                 throw await CycleFailedAsync(http, id, $"the rollback from {version} answered {(int)rolledBack.StatusCode}: {body}");
         }
         var rollbackCall = call.Elapsed.TotalMilliseconds;
+        tries = 0;
         var rollbackServed = await ServedAsync(probe, publicUrl, "1.0.0", "the rollback answered") - rollbackCall;
+        firstTry &= tries == 1;
         await WaitForStateAsync(http, id, "RolledBack");
-        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed);
+        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry);
 
         // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
         async Task<double> ServedAsync(HttpClient client, string url, string wanted, string after)
@@ -193,6 +206,7 @@ public static class ReleaseFlow
             var seen = "nothing yet";
             while (call.Elapsed < TimeSpan.FromSeconds(30))
             {
+                tries++;
                 try
                 {
                     var answer = await client.GetStringAsync(url);
@@ -358,6 +372,9 @@ public static class ReleaseFlow
         text.AppendLine("|---|---|---|");
         text.AppendLine($"| switch call started → new version served | **{P(r.Cycles.Select(c => c.SwitchCallMs + c.SwitchServedMs).ToList())}** | end to end: from sending `POST /deployments/{{id}}/switch` to the first answer of the new version on the public URL (a new connection per try) |");
         text.AppendLine($"| switch returned → new version served | {P(r.Cycles.Select(c => c.SwitchServedMs).ToList())} | from its 202 (sent once the leader reports the traffic moved, or when the bounded wait runs out) to the first answer of the new version |");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"| the probe's own request | {P(r.Cycles.Select(c => c.ProbeMs).ToList())} | one request of the same kind (new connection, through the router) just before each switch, nothing moving: the client's own cost in \"returned → served\"; " +
+            $"{r.Cycles.Count(c => c.ServedAtFirstTry)} of {r.Cycles.Count} cycles had both moves served at the first request after the answer |");
         text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself: records the intent (audited), then waits for the runtime leader to move the traffic |");
         text.AppendLine($"| rollback call started → old version served | **{P(r.Cycles.Select(c => c.RollbackCallMs + c.RollbackServedMs).ToList())}** | end to end, as for the switch |");
         text.AppendLine($"| rollback returned → old version served | {P(r.Cycles.Select(c => c.RollbackServedMs).ToList())} | `POST /applications/{{name}}/rollback` answers once the old version is served |");

@@ -8,7 +8,7 @@ using Npgsql;
 namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>
-/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR]</c>: only the
+/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--log-level Debug] [--keep]</c>: only the
 /// release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of its own.
 /// <c>--web</c> points at another build's output directory of ControlPlane.Web, to compare two builds in alternation.
 /// </summary>
@@ -59,6 +59,7 @@ public static class ReleaseFlowCommand
             Console.WriteLine($"p50 / p99 over {warm.Count} warm cycles (ms):");
             Console.WriteLine($"  created -> AwaitingApproval {P(c => c.CreatedToAwaitingMs)}; deploy step {P(c => c.DeployStepMs)}");
             Console.WriteLine($"  switch call {P(c => c.SwitchCallMs)}; returned -> served {P(c => c.SwitchServedMs)}; call started -> served {P(c => c.SwitchCallMs + c.SwitchServedMs)}");
+            Console.WriteLine($"  the probe's own request (nothing moving) {P(c => c.ProbeMs)}; both moves served at the first request after the answer in {warm.Count(c => c.ServedAtFirstTry)} of {warm.Count} cycles");
             Console.WriteLine($"  rollback call {P(c => c.RollbackCallMs)}; returned -> served {P(c => c.RollbackServedMs)}; call started -> served {P(c => c.RollbackCallMs + c.RollbackServedMs)}");
             succeeded = true;
             return 0;
@@ -72,8 +73,8 @@ public static class ReleaseFlowCommand
         {
             await Tools.TerminateAsync(web, TimeSpan.FromSeconds(20));
             // Kept when something went wrong: ControlPlane's log, the router's and the slots' logs are what explains it.
-            if (succeeded) try { Directory.Delete(work, recursive: true); } catch (IOException) { }
-            else Console.Error.WriteLine($"Kept the work directory {work} (ControlPlane's log: {Path.Combine(work, "controlplane.log")}; " +
+            if (succeeded && !args.Contains("--keep")) try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            else Console.Error.WriteLine($"{(succeeded ? "" : "Something went wrong. ")}Kept the work directory {work} (ControlPlane's log: {Path.Combine(work, "controlplane.log")}; " +
                                          $"the router's and the slots' under {Path.Combine(work, "controlplane")})");
         }
     }
