@@ -40,11 +40,4 @@ public sealed class AuditQuery(ControlPlaneDbContext db)
         var next = items.Count > limit ? items[limit - 1].Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
         return new(items.Take(limit).ToList(), next);
     }
-
-    /// <summary>
-    /// Oldest-first stream for exports; never materializes the whole set. Single query: the context's default split-query
-    /// mode reads a query's whole result into a buffer before the first row, which is memory and latency for millions.
-    /// </summary>
-    public IAsyncEnumerable<AuditEvent> StreamAsync(AuditFilter filter) =>
-        Filtered(filter).OrderBy(e => e.Sequence).AsSingleQuery().AsAsyncEnumerable();
 }
