@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 
 namespace ControlPlane.Core.Audit;
@@ -63,18 +62,5 @@ public static class AuditHash
     {
         if (value is null) json.WriteNullValue();
         else json.WriteStringValue(value);
-    }
-
-    /// <summary>The original encoding, kept to pin <see cref="Compute"/>'s bytes in tests.</summary>
-    public static string ComputeWithSerializer(AuditEvent e)
-    {
-        var canonical = JsonSerializer.Serialize(new object?[]
-        {
-            e.Sequence,
-            e.OccurredAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
-            e.Actor, e.ActorKind.ToString(), e.SourceIp, e.Action, e.Application,
-            e.DeploymentId?.ToString("D"), e.BeforeState, e.AfterState, e.Reason, e.Details, e.PreviousHash,
-        });
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
     }
 }
