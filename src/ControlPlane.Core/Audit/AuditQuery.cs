@@ -23,10 +23,11 @@ public sealed class AuditQuery(ControlPlaneDbContext db)
         if (f.DeploymentId is { } id) q = q.Where(e => e.DeploymentId == id);
         // occurred_at never decreases along the chain, so a time window is a sequence range whose two ends are single
         // index probes; without the bounds PostgreSQL would walk the primary key from the newest event backwards.
-        if (f.From is { } from)
+        // timestamptz parameters must be UTC (Npgsql refuses any other offset); the instant is the same.
+        if (f.From?.ToUniversalTime() is { } from)
             q = q.Where(e => e.OccurredAt >= from && e.Sequence >= db.AuditEvents.Where(x => x.OccurredAt >= from)
                 .OrderBy(x => x.OccurredAt).ThenBy(x => x.Sequence).Select(x => (long?)x.Sequence).FirstOrDefault());
-        if (f.To is { } to)
+        if (f.To?.ToUniversalTime() is { } to)
             q = q.Where(e => e.OccurredAt < to && e.Sequence <= db.AuditEvents.Where(x => x.OccurredAt < to)
                 .OrderByDescending(x => x.OccurredAt).ThenByDescending(x => x.Sequence).Select(x => (long?)x.Sequence).FirstOrDefault());
         return q;
@@ -40,11 +41,4 @@ public sealed class AuditQuery(ControlPlaneDbContext db)
         var next = items.Count > limit ? items[limit - 1].Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
         return new(items.Take(limit).ToList(), next);
     }
-
-    /// <summary>
-    /// Oldest-first stream for exports; never materializes the whole set. Single query: the context's default split-query
-    /// mode reads a query's whole result into a buffer before the first row, which is memory and latency for millions.
-    /// </summary>
-    public IAsyncEnumerable<AuditEvent> StreamAsync(AuditFilter filter) =>
-        Filtered(filter).OrderBy(e => e.Sequence).AsSingleQuery().AsAsyncEnumerable();
 }

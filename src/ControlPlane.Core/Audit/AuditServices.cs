@@ -20,6 +20,7 @@ public static class AuditServices
         services.AddSingleton<AuditCheckpointPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditCheckpointPublisher>());
         services.AddScoped<AuditQuery>();
+        services.AddScoped<AuditTrailReader>();
         services.AddScoped<AuditVerifier>();
         services.AddSingleton<AuditChainStatus>();
         return services;

@@ -24,8 +24,11 @@ public sealed record AuditVerification(bool Valid, long Events, long? FirstInval
 /// A genuine checkpoint (signed by a key PostgreSQL never sees) fixes the hash of one event, and through the chain every
 /// event before it.
 /// </summary>
-public sealed class AuditVerifier(ControlPlaneDbContext db, AuditCheckpointKey? key = null, AuditCheckpointFile? file = null)
+public sealed class AuditVerifier(ControlPlaneDbContext db, AuditCheckpointKey? key = null, AuditCheckpointFile? file = null,
+    AuditTrailReader? trail = null)
 {
+    private readonly AuditTrailReader _trail = trail ?? new AuditTrailReader(db);
+
     private const int Batch = 500;
 
     private sealed record Finding(long? Sequence, string Reason, string Text);
@@ -105,8 +108,8 @@ public sealed class AuditVerifier(ControlPlaneDbContext db, AuditCheckpointKey? 
         var previous = AuditHash.Genesis;
         long expectedSequence = 0, count = 0, head = 0;
         var broken = false;
-        // Streamed in sequence order: constant memory however long the trail is (single query: split mode would buffer).
-        await foreach (var e in db.AuditEvents.AsNoTracking().OrderBy(a => a.Sequence).AsSingleQuery().AsAsyncEnumerable().WithCancellation(cancellationToken))
+        // Streamed in sequence order through the export's read path: constant memory however long the trail is.
+        await foreach (var e in _trail.ReadEventsAsync(db.AuditEvents.AsNoTracking(), cancellationToken))
         {
             count++;
             head = e.Sequence;

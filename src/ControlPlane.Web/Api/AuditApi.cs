@@ -35,19 +35,19 @@ public static class AuditApi
 
         audit.MapGet("/export", async Task<Results<EmptyHttpResult, ProblemHttpResult>> (
             string? format, string? application, string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, Guid? deploymentId,
-            AuditQuery query, AuditCheckpointPublisher checkpoints, HttpContext http) =>
+            AuditQuery query, AuditTrailReader trail, AuditCheckpointPublisher checkpoints, HttpContext http) =>
         {
             var kind = format?.ToLowerInvariant();
             if (kind is not ("csv" or "jsonl")) return Invalid("format", "format must be csv or jsonl.");
-            var events = query.StreamAsync(new AuditFilter(application, actor, action, from, to, deploymentId));
+            var filtered = query.Filtered(new AuditFilter(application, actor, action, from, to, deploymentId));
             http.Response.ContentType = kind == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{DateTime.UtcNow:yyyyMMdd-HHmmss}.{kind}\"";
             // The newest signed checkpoint travels with every export, so the auditor's copy holds an anchor too.
             if (await checkpoints.LatestAsync(http.RequestAborted) is { } latest)
                 http.Response.Headers[CheckpointHeader] = JsonSerializer.Serialize(latest.ToDto(), JsonSerializerOptions.Web);
             // Written straight to the response as rows arrive: memory stays flat for millions of events.
-            if (kind == "csv") await WriteCsvAsync(http.Response.Body, events, http.RequestAborted);
-            else await WriteJsonLinesAsync(http.Response.Body, events, http.RequestAborted);
+            if (kind == "csv") await WriteCsvAsync(http.Response.Body, trail.ReadAsync(filtered, http.RequestAborted), http.RequestAborted);
+            else await WriteJsonLinesAsync(http.Response.Body, trail.ReadEventsAsync(filtered, http.RequestAborted), http.RequestAborted);
             return TypedResults.Empty;
         });
 
@@ -112,30 +112,49 @@ public static class AuditApi
     /// </summary>
     public static readonly CsvWriterOptions CsvExportOptions = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
 
-    private static async Task WriteCsvAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)
+    /// <summary>
+    /// Text columns go from PostgreSQL's UTF-8 to the CSV's UTF-8 without becoming strings; numbers, the instant and the
+    /// id are formatted into a stack buffer. The bytes are the same as writing the event's strings (checked with
+    /// <c>cmp</c> on a million-event trail with hostile values, see docs/benchmarks.md).
+    /// </summary>
+    private static async Task WriteCsvAsync(Stream body, IAsyncEnumerable<AuditTrailRow> rows, CancellationToken ct)
     {
         await using var csv = CsvWriter.Create(body, CsvExportOptions, leaveOpen: true);
         foreach (var h in CsvHeader) csv.WriteField(h);
         await csv.EndRecordAsync(ct);
-        await foreach (var e in events.WithCancellation(ct))
+        await foreach (var row in rows.WithCancellation(ct))
         {
-            csv.WriteField(e.Sequence.ToString(CultureInfo.InvariantCulture));
-            csv.WriteField(e.OccurredAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
-            csv.WriteField(e.Actor);
-            csv.WriteField(e.ActorKind.ToString());
-            csv.WriteField(e.SourceIp ?? "");
-            csv.WriteField(e.Action);
-            csv.WriteField(e.Application ?? "");
-            csv.WriteField(e.DeploymentId?.ToString() ?? "");
-            csv.WriteField(e.BeforeState ?? "");
-            csv.WriteField(e.AfterState ?? "");
-            csv.WriteField(e.Reason ?? "");
-            csv.WriteField(e.Details ?? "");
-            csv.WriteField(e.PreviousHash);
-            csv.WriteField(e.Hash);
+            WriteRow(csv, row);
             await csv.EndRecordAsync(ct);
         }
         await csv.FlushAsync(ct);
+    }
+
+    private static void WriteRow(CsvWriter csv, AuditTrailRow row)
+    {
+        Span<byte> formatted = stackalloc byte[40];
+        row.GetSequence().TryFormat(formatted, out var n, default, CultureInfo.InvariantCulture);
+        csv.WriteField(formatted[..n]);
+        // "O" of a UTC DateTime: seven fraction digits and Z, as DateTime.ToString("O") writes it.
+        row.GetOccurredAt().TryFormat(formatted, out n, "O", CultureInfo.InvariantCulture);
+        csv.WriteField(formatted[..n]);
+        csv.WriteField(row.GetUtf8(AuditTrailRow.Actor));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.ActorKind));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.SourceIp));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.Action));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.Application));
+        if (row.GetDeploymentId() is { } id)
+        {
+            id.TryFormat(formatted, out n, "D");
+            csv.WriteField(formatted[..n]);
+        }
+        else csv.WriteField(ReadOnlySpan<byte>.Empty);
+        csv.WriteField(row.GetUtf8(AuditTrailRow.BeforeState));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.AfterState));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.Reason));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.Details));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.PreviousHash));
+        csv.WriteField(row.GetUtf8(AuditTrailRow.Hash));
     }
 
     private static async Task WriteJsonLinesAsync(Stream body, IAsyncEnumerable<AuditEvent> events, CancellationToken ct)

