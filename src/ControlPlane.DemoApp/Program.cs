@@ -8,7 +8,7 @@
 //
 // Endpoints:
 //   GET /         {"app":"demo-shop","version":"1.0.0","slot":"blue"}
-//   GET /healthz  {"status":"ok","version":"1.0.0"}
+//   GET /healthz  {"status":"ok","version":"1.0.0"}; 503 {"status":"warming up",...} until the app is warm (Readiness.cs)
 //   GET /version  the version as plain text
 //   GET /internal/db-check         {"status":"connected"}  (seed 001's database check)
 //   GET /metrics/cache-hit-ratio   {"hitRatio":0.92}       (seed 001's cache check)
@@ -52,6 +52,7 @@ var info = new DemoInfo(
 var failsVerify = info.Version.Contains("-fail-verify", StringComparison.OrdinalIgnoreCase);
 var failsMonitor = info.Version.Contains("-fail-monitor", StringComparison.OrdinalIgnoreCase);
 var proxiedRequestAnswered = 0;
+var warmDatabase = Readiness.StartDatabase(info);
 if (info.Version.Contains("-slow-start", StringComparison.OrdinalIgnoreCase))
     await Task.Delay(TimeSpan.FromSeconds(5));
 
@@ -91,7 +92,10 @@ app.MapGet("/", async Task<IResult> (HttpContext context) =>
         return TypedResults.Json(new DemoError("demo: this version fails 5% of real requests"), statusCode: 500);
     return TypedResults.Ok(info);
 });
-app.MapGet("/healthz", () => TypedResults.Ok(new DemoHealth("ok", info.Version)));
+var warm = Readiness.WarmAsync(app, info, warmDatabase);
+app.MapGet("/healthz", () => warm.IsCompleted
+    ? TypedResults.Ok(new DemoHealth("ok", info.Version))
+    : Results.Json(new DemoHealth("warming up", info.Version), statusCode: StatusCodes.Status503ServiceUnavailable));
 app.MapGet("/version", () => TypedResults.Text(info.Version));
 var dbDown = info.Version.Contains("-db-down", StringComparison.OrdinalIgnoreCase);
 var coldCache = info.Version.Contains("-cold-cache", StringComparison.OrdinalIgnoreCase);

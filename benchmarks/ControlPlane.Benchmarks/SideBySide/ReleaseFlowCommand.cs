@@ -8,9 +8,10 @@ using Npgsql;
 namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>
-/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--log-level Debug] [--keep]</c>: only the
-/// release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of its own.
-/// <c>--web</c> points at another build's output directory of ControlPlane.Web, to compare two builds in alternation.
+/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--demo DLL] [--log-level Debug] [--keep]</c>:
+/// only the release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of
+/// its own, and the demo process alone (3 starts) to subtract. <c>--web</c> points at another build's output directory of
+/// ControlPlane.Web, <c>--demo</c> at another build's ControlPlane.DemoApp.dll, to compare two builds in alternation.
 /// </summary>
 public static class ReleaseFlowCommand
 {
@@ -23,8 +24,9 @@ public static class ReleaseFlowCommand
         // --log-level Debug: ControlPlane's own categories at that level, every line with a UTC timestamp (to follow a switch).
         var logLevel = args.SkipWhile(a => a != "--log-level").Skip(1).FirstOrDefault() ?? "Warning";
         var webDll = webDir is null ? Tools.Program("ControlPlane.Web") : Path.Combine(Path.GetFullPath(webDir), "ControlPlane.Web.dll");
+        var demoDll = args.SkipWhile(a => a != "--demo").Skip(1).Select(Path.GetFullPath).FirstOrDefault() ?? Tools.Program("ControlPlane.DemoApp");
         var work = Directory.CreateTempSubdirectory("cp-release-flow-").FullName;
-        Console.WriteLine($"Release flow only: {releases} releases, ControlPlane {webDll}");
+        Console.WriteLine($"Release flow only: {releases} releases, ControlPlane {webDll}, demo {demoDll}");
         await using var postgres = await EmbeddedPostgres.StartAsync(new EmbeddedPostgresOptions("", Ephemeral: true), NullLogger.Instance);
         await using var dataSource = NpgsqlDataSource.Create(postgres.ConnectionString);
         await using (var db = new ControlPlaneDbContext(BenchmarkDatabase.Options(dataSource)))
@@ -51,13 +53,17 @@ public static class ReleaseFlowCommand
             await Tools.WaitForHttpAsync(new Uri(baseUrl, "healthz"), TimeSpan.FromSeconds(120));
             using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromMinutes(2) };
             http.DefaultRequestHeaders.Authorization = new("Bearer", Token);
-            var cycles = await ReleaseFlow.CyclesAsync(http, releases, Console.Out);
+            var cycles = await ReleaseFlow.CyclesAsync(http, releases, Console.Out, demoDll);
+            var alone = await ReleaseFlow.DemoProcessStartAsync(work, 3, demoDll);
             // The first cycle pays the JIT; it is shown above and left out of the summary.
             var warm = cycles.Skip(1).ToList();
             string P(Func<CycleTiming, double> f) => string.Create(CultureInfo.InvariantCulture,
                 $"{Tools.PercentileOf(warm.Select(f).ToList(), 50):F1} / {Tools.PercentileOf(warm.Select(f).ToList(), 99):F1}");
             Console.WriteLine($"p50 / p99 over {warm.Count} warm cycles (ms):");
             Console.WriteLine($"  created -> AwaitingApproval {P(c => c.CreatedToAwaitingMs)}; deploy step {P(c => c.DeployStepMs)}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  the demo process alone (until /healthz answers 200): {string.Join(", ", alone.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms; " +
+                $"created -> AwaitingApproval p50 minus its median: {Tools.PercentileOf(warm.Select(c => c.CreatedToAwaitingMs).ToList(), 50) - Tools.PercentileOf(alone, 50):F0} ms"));
             Console.WriteLine($"  switch call {P(c => c.SwitchCallMs)}; returned -> served {P(c => c.SwitchServedMs)}; call started -> served {P(c => c.SwitchCallMs + c.SwitchServedMs)}");
             Console.WriteLine($"  the probe's own request (nothing moving) {P(c => c.ProbeMs)}; both moves served at the first request after the answer in {warm.Count(c => c.ServedAtFirstTry)} of {warm.Count} cycles");
             Console.WriteLine($"  rollback call {P(c => c.RollbackCallMs)}; returned -> served {P(c => c.RollbackServedMs)}; call started -> served {P(c => c.RollbackCallMs + c.RollbackServedMs)}");
