@@ -49,10 +49,13 @@ public static class ReleaseFlow
         var publicUrl = await RegisterAsync(http, demo ?? Tools.Program("ControlPlane.DemoApp"));
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
         var cycles = new List<CycleTiming>();
-        for (var i = 1; i <= count; i++)
+        // One release first, not counted: it pays the JIT of every path (ControlPlane's, the router's, the harness's), as
+        // the data-plane targets get their warm-up. Its figures are shown in the log.
+        for (var i = 0; i <= count; i++)
         {
             var cycle = await CycleAsync(http, probe, publicUrl, $"2.0.{i}");
-            cycles.Add(cycle);
+            if (i > 0) cycles.Add(cycle);
+            else log.Write("  (warm-up, not counted)");
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch call started -> served " +
                 $"{cycle.SwitchCallMs + cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms, returned -> served {cycle.SwitchServedMs:F1}); rollback call started -> served " +
@@ -200,6 +203,7 @@ public static class ReleaseFlow
         var rollbackServed = await ServedAsync(probe, publicUrl, "1.0.0", "the rollback answered") - rollbackCall;
         firstTry &= tries == 1;
         await WaitForStateAsync(http, id, "RolledBack");
+        await WaitForSlotStoppedAsync(http);
         return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry);
 
         // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
@@ -246,6 +250,24 @@ public static class ReleaseFlow
 
         static string Stamp(JsonElement step, string field) =>
             step.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.String ? v.GetDateTimeOffset().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) : "—";
+    }
+
+    /// <summary>
+    /// Waits for the rolled-back release's clean-up to stop its slot, so the next release starts onto an empty standby slot:
+    /// "created → AwaitingApproval" measures the start, not the previous process's graceful shutdown (the demo app's own
+    /// 100–450 ms), which a release created right after a rollback would otherwise wait for.
+    /// </summary>
+    private static async Task WaitForSlotStoppedAsync(HttpClient http)
+    {
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            var app = await http.GetFromJsonAsync<JsonElement>($"api/v1/applications/{Application}");
+            var standby = app.GetProperty("liveSlot").GetString() is "Blue" or "blue" ? "green" : "blue";
+            if (app.GetProperty("slots").GetProperty(standby).GetProperty("state").GetString() == "Stopped") return;
+            await Task.Delay(20);
+        }
+        throw new TimeoutException($"{Application}: the rolled-back release's slot was not stopped within 30 s");
     }
 
     private static async Task<JsonElement> WaitForStateAsync(HttpClient http, string id, string state)
@@ -368,7 +390,7 @@ public static class ReleaseFlow
         string P(IReadOnlyList<double> v, string format = "F1") =>
             string.Create(CultureInfo.InvariantCulture, $"{Tools.PercentileOf(v, 50).ToString(format, CultureInfo.InvariantCulture)} / {Tools.PercentileOf(v, 99).ToString(format, CultureInfo.InvariantCulture)}");
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"Release flow through the REST API ({r.Cycles.Count} releases of the demo app, process deployer, embedded router: {r.Moves} moves{(quick ? ", quick mode (a full run makes 50)" : "")}):");
+            $"Release flow through the REST API ({r.Cycles.Count} releases of the demo app, process deployer, embedded router: {r.Moves} moves{(quick ? ", quick mode (a full run makes 50)" : "")}; after one uncounted warm-up release, each release onto a stopped standby slot):");
         text.AppendLine();
         text.AppendLine("| measure | p50 / p99 ms | what it is |");
         text.AppendLine("|---|---|---|");
