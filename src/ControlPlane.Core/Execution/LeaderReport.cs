@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Diagnostics;
 using ControlPlane.Core.Notifications;
 
@@ -32,14 +33,26 @@ public sealed class LeaderReport : IDisposable
 
     /// <summary>
     /// Calls <paramref name="look"/> until it returns an answer (the move is done, or refused: it may also throw the refusal),
-    /// or <paramref name="limit"/> has passed; null then. A zero limit does not look at all.
+    /// or <paramref name="limit"/> has passed; null then. A zero limit does not look at all. Null too when the database cannot
+    /// be read during the wait: the intent is already committed and the leader carries it out regardless (the router keeps
+    /// serving without the database), so the caller answers "recorded, follow it" rather than failing a move that will happen.
     /// </summary>
     public async Task<T?> WaitAsync<T>(TimeSpan limit, Func<Task<T?>> look, CancellationToken cancellationToken) where T : class
     {
         var waited = Stopwatch.StartNew();
         while (true)
         {
-            if (limit > TimeSpan.Zero && await look() is { } answer) return answer;
+            if (limit > TimeSpan.Zero)
+            {
+                try
+                {
+                    if (await look() is { } answer) return answer;
+                }
+                catch (DbException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    return null;
+                }
+            }
             var left = limit - waited.Elapsed;
             if (left <= TimeSpan.Zero) return null;
             await _heard.WaitAsync(left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1), cancellationToken);

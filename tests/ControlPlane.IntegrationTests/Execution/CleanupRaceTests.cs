@@ -22,7 +22,10 @@ public sealed class CleanupRaceTests(PostgresFixture postgres) : IAsyncLifetime
     {
         const string app = "cl-race";
         using var admin = _factory.Admin();
-        var ct = TestContext.Current.CancellationToken;
+        // The two waits below poll for what the worker does; bounded, so a regression fails the test instead of hanging it.
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        bound.CancelAfter(TimeSpan.FromSeconds(90));
+        var ct = bound.Token;
         await _factory.RegisterAsync(admin, app,
             new { requiredApprovals = 1, allowSelfApproval = true, switchOnApproval = false, monitoringWindowSeconds = 300, monitoringIntervalSeconds = 60, holdWindowSeconds = 600 });
         var first = (await admin.StartReleaseAsync(app, "2.0.0")).GetProperty("id").GetString()!;
