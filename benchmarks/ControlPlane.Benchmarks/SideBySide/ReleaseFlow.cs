@@ -421,6 +421,7 @@ public static class ReleaseFlow
         text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
         text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");
         text.AppendLine($"| the demo process alone | {P(r.Cycles.Select(c => c.AloneMs).ToList(), "F0")} | started by hand just before each release, as the deployer starts it (same launch, environment and arguments), until `/healthz` answers 200 (polled every 5 ms; the demo answers 503 until it has warmed up, as the deployer sees it) |");
+        text.AppendLine($"| ControlPlane's CPU meanwhile | {P(r.Cycles.Select(c => c.CpuToAwaitingMs).ToList(), "F0")} | its user + system time (`/proc`, 10 ms ticks) from the release's creation to AwaitingApproval, the harness's polling (every 20 ms) included: on two cores it competes with the starting process |");
         text.AppendLine($"| deploy step minus the process start | {P(r.Cycles.Select(c => c.DeployOverheadMs).ToList(), "F0")} | per release, against the start by hand just before it |");
         text.AppendLine($"| **created → AwaitingApproval minus the process start** | **{P(r.Cycles.Select(c => c.OverheadMs).ToList(), "F0")}** | per release, against the start by hand just before it: ControlPlane's own overhead (scheduling, the passes' saves, the health wait's granularity, the verify check) |");
         text.AppendLine();
