@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using ControlPlane.Core.Deployers;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 
@@ -12,15 +13,21 @@ namespace ControlPlane.Benchmarks.SideBySide;
 /// <summary>One release cycle's timings: the server's own timestamps for created → AwaitingApproval, and the client's for the moves.</summary>
 /// <param name="ProbeMs">The probe's own cost: one request of the same kind (a new connection through the router) timed just before the switch call, with nothing moving.</param>
 /// <param name="ServedAtFirstTry">Whether the first request after the call's answer already got the wanted version (both moves); "returned → served" is then the probe's own round trip.</param>
+/// <param name="CpuToAwaitingMs">ControlPlane's CPU time (user + system, 10 ms ticks) from the release's creation to AwaitingApproval, the client's polling of it included.</param>
+/// <param name="AloneMs">The same demo process started by hand just before this release, as the deployer starts it (<see cref="ReleaseFlow.DemoProcessStartAsync"/>).</param>
 public sealed record CycleTiming(double CreatedToAwaitingMs, double DeployStepMs, double SwitchCallMs, double SwitchServedMs, double RollbackCallMs, double RollbackServedMs,
-    double ProbeMs = double.NaN, bool ServedAtFirstTry = true);
+    double ProbeMs = double.NaN, bool ServedAtFirstTry = true, double AloneMs = double.NaN, double CpuToAwaitingMs = double.NaN)
+{
+    /// <summary>created → AwaitingApproval minus the start by hand just before it: ControlPlane's own overhead in this release.</summary>
+    public double OverheadMs => CreatedToAwaitingMs - AloneMs;
+    public double DeployOverheadMs => DeployStepMs - AloneMs;
+}
 
 public sealed record FanOutResult(int Clients, double ConnectSeconds, long RssBefore, long RssAfter, IReadOnlyList<double> AllSeenMs, IReadOnlyList<double> FirstSeenMs,
     double CpuMsPerChange, double IdleCpuMsPerSecond);
 
-public sealed record ReleaseFlowResult(IReadOnlyList<double> ProcessStartMs, IReadOnlyList<CycleTiming> Cycles, FanOutResult FanOut)
+public sealed record ReleaseFlowResult(IReadOnlyList<CycleTiming> Cycles, FanOutResult FanOut)
 {
-    public double ProcessStartMedianMs => Tools.PercentileOf(ProcessStartMs, 50);
     public int Moves => Cycles.Count * 2;
 }
 
@@ -33,31 +40,38 @@ public static class ReleaseFlow
 {
     public const string Application = "bench-flow";
 
+    /// <summary>How often the harness asks for a release's state while it waits for one (release-flow --state-poll-ms).</summary>
+    public static TimeSpan StatePoll { get; set; } = TimeSpan.FromMilliseconds(20);
+
     public static async Task<ReleaseFlowResult> RunAsync(Uri baseUrl, HttpClient http, string token, int controlPlanePid, string work, bool quick, TextWriter log)
     {
-        var processStart = await DemoProcessStartAsync(work, quick ? 1 : 5);
-        log.WriteLine($"  the demo app alone: answers /healthz {string.Join(", ", processStart.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms after its start");
-
-        var cycles = await CyclesAsync(http, quick ? 3 : 25, log); // two moves each: 6 in quick mode, 50 in a full run
+        var cycles = await CyclesAsync(http, quick ? 3 : 25, log, work, controlPlanePid: controlPlanePid); // two moves each: 6 in quick mode, 50 in a full run
         var fanOut = await FanOutAsync(baseUrl, http, token, controlPlanePid, quick ? 5 : 20, log);
-        return new ReleaseFlowResult(processStart, cycles, fanOut);
+        return new ReleaseFlowResult(cycles, fanOut);
     }
 
-    /// <summary>Registers the demo app and runs <paramref name="count"/> release cycles on it.</summary>
-    public static async Task<List<CycleTiming>> CyclesAsync(HttpClient http, int count, TextWriter log, string? demo = null)
+    /// <summary>
+    /// Registers the demo app and runs <paramref name="count"/> release cycles on it, each one just after the same demo process
+    /// started by hand (and stopped again), so that its start is subtracted release by release rather than as a median taken apart.
+    /// </summary>
+    public static async Task<List<CycleTiming>> CyclesAsync(HttpClient http, int count, TextWriter log, string work, string? demo = null, int? controlPlanePid = null)
     {
-        var publicUrl = await RegisterAsync(http, demo ?? Tools.Program("ControlPlane.DemoApp"));
+        demo ??= Tools.Program("ControlPlane.DemoApp");
+        var publicUrl = await RegisterAsync(http, demo);
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
         var cycles = new List<CycleTiming>();
         // One release first, not counted: it pays the JIT of every path (ControlPlane's, the router's, the harness's), as
         // the data-plane targets get their warm-up. Its figures are shown in the log.
         for (var i = 0; i <= count; i++)
         {
-            var cycle = await CycleAsync(http, probe, publicUrl, $"2.0.{i}");
+            var version = $"2.0.{i}";
+            var alone = await DemoProcessStartAsync(work, demo, version);
+            var cycle = await CycleAsync(http, probe, publicUrl, version, controlPlanePid) with { AloneMs = alone };
             if (i > 0) cycles.Add(cycle);
             else log.Write("  (warm-up, not counted)");
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  release 2.0.{i}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms); switch call started -> served " +
+                $"  release {version}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms; the demo alone just before {alone:F0} ms: " +
+                $"overhead {cycle.OverheadMs:F0} ms, in the deploy step {cycle.DeployOverheadMs:F0}; ControlPlane's CPU meanwhile {cycle.CpuToAwaitingMs:F0} ms); switch call started -> served " +
                 $"{cycle.SwitchCallMs + cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms, returned -> served {cycle.SwitchServedMs:F1}); rollback call started -> served " +
                 $"{cycle.RollbackCallMs + cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms, returned -> served {cycle.RollbackServedMs:F1}); " +
                 $"the probe alone {cycle.ProbeMs:F1} ms{(cycle.ServedAtFirstTry ? "" : "; a move was not served at the first try")}"));
@@ -66,27 +80,26 @@ public static class ReleaseFlow
     }
 
     /// <summary>
-    /// The demo app started by hand the way the process deployer starts it: time from the start to /healthz answering 200, which
-    /// is what the deployer waits for (the demo answers 503 until it has warmed up: Readiness.cs in the demo app).
+    /// The demo app started by hand exactly as the process deployer starts it: the same launch (<see cref="DetachedProcess"/>: its own
+    /// session, stdio on a log file, its PID file), the environment the deployer gives a child (<see cref="ChildProcessEnvironment"/>'s
+    /// base and a launch id, not the harness's own environment), the same arguments for the same version and slot on a loopback port
+    /// of its own. Time from the start to /healthz answering 200, which is what the deployer waits for (the demo answers 503 until it
+    /// has warmed up: Readiness.cs in the demo app); polled every 5 ms. Stopped (and awaited) before returning.
     /// </summary>
-    public static async Task<List<double>> DemoProcessStartAsync(string work, int times, string? demo = null)
+    public static async Task<double> DemoProcessStartAsync(string work, string demo, string version, string slot = "green")
     {
-        demo ??= Tools.Program("ControlPlane.DemoApp");
-        var result = new List<double>();
-        for (var i = 0; i < times; i++)
+        var url = new Uri($"http://127.0.0.1:{Tools.FreePort()}/");
+        var directory = Directory.CreateDirectory(Path.Combine(work, "demo-alone")).FullName;
+        var clock = Stopwatch.StartNew();
+        var process = DetachedProcess.Start("dotnet", [demo, "--urls", url.AbsoluteUri.TrimEnd('/'), "--version", version, "--slot", slot, "--app", Application],
+            workingDirectory: null, Path.Combine(directory, $"{slot}.log"), Path.Combine(directory, $"{slot}.pid"),
+            [new("CONTROLPLANE_LAUNCH_ID", Guid.NewGuid().ToString("N"))], "controlplane-slot");
+        try
         {
-            var url = new Uri($"http://127.0.0.1:{Tools.FreePort()}/");
-            var clock = Stopwatch.StartNew();
-            var process = Tools.Start("dotnet", [demo, "--urls", url.AbsoluteUri.TrimEnd('/'), "--slot", "green", "--version", "9.9.9", "--app", "alone"],
-                log: Path.Combine(work, "demo-alone.log"));
-            try
-            {
-                await WaitForOkAsync(new Uri(url, "healthz"), TimeSpan.FromSeconds(60));
-                result.Add(clock.Elapsed.TotalMilliseconds);
-            }
-            finally { Tools.Stop(process); }
+            await WaitForOkAsync(new Uri(url, "healthz"), TimeSpan.FromSeconds(60));
+            return clock.Elapsed.TotalMilliseconds;
         }
-        return result;
+        finally { Tools.Stop(process); }
     }
 
     private static async Task WaitForOkAsync(Uri url, TimeSpan timeout)
@@ -149,12 +162,14 @@ public static class ReleaseFlow
         throw new TimeoutException($"{Application} did not serve 1.0.0 through its router within 120 s");
     }
 
-    private static async Task<CycleTiming> CycleAsync(HttpClient http, HttpClient probe, string publicUrl, string version)
+    private static async Task<CycleTiming> CycleAsync(HttpClient http, HttpClient probe, string publicUrl, string version, int? controlPlanePid)
     {
+        var cpuBefore = controlPlanePid is { } pid ? Tools.CpuMs(pid) : double.NaN;
         using var started = await http.PostAsJsonAsync($"api/v1/applications/{Application}/deployments", new { version, reason = "side-by-side benchmark" });
         if (started.StatusCode != HttpStatusCode.Accepted) throw new InvalidOperationException($"start {version}: {(int)started.StatusCode} {await started.Content.ReadAsStringAsync()}");
         var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
         var awaiting = await WaitForStateAsync(http, id, "AwaitingApproval");
+        var cpuToAwaiting = controlPlanePid is { } cpuPid ? Tools.CpuMs(cpuPid) - cpuBefore : double.NaN;
         // The server's timestamps: the release's creation and the approval step's start (the moment it awaited approval).
         var created = awaiting.GetProperty("createdAt").GetDateTimeOffset();
         var steps = awaiting.GetProperty("steps").EnumerateArray().ToList();
@@ -204,7 +219,7 @@ public static class ReleaseFlow
         firstTry &= tries == 1;
         await WaitForStateAsync(http, id, "RolledBack");
         await WaitForSlotStoppedAsync(http);
-        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry);
+        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry, CpuToAwaitingMs: cpuToAwaiting);
 
         // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
         async Task<double> ServedAsync(HttpClient client, string url, string wanted, string after)
@@ -280,7 +295,7 @@ public static class ReleaseFlow
             var current = last.GetProperty("state").GetString();
             if (current == state) return last;
             if (current is "Failed" or "Aborted" or "RolledBack" or "Succeeded") throw new InvalidOperationException($"release reached {current}, not {state}: {last}");
-            await Task.Delay(20);
+            await Task.Delay(StatePoll);
         }
         throw new TimeoutException($"release did not reach {state} within 120 s: {last}");
     }
@@ -405,9 +420,10 @@ public static class ReleaseFlow
         text.AppendLine($"| rollback call | {P(r.Cycles.Select(c => c.RollbackCallMs).ToList())} | the call itself: waits for the runtime leader to move the traffic |");
         text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
         text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");
-        text.AppendLine(CultureInfo.InvariantCulture, $"| the demo process alone | {Tools.PercentileOf(r.ProcessStartMs, 50):F0} (median of {r.ProcessStartMs.Count}) | started by hand, until `/healthz` answers 200 (polled every 5 ms; the demo answers 503 until it has warmed up, as the deployer sees it) |");
-        text.AppendLine(CultureInfo.InvariantCulture,
-            $"| **created → AwaitingApproval minus the process start** | **{Tools.PercentileOf(created, 50) - r.ProcessStartMedianMs:F0}** (p50) | ControlPlane's own overhead: scheduling, the health wait's granularity, the verify check, the saves |");
+        text.AppendLine($"| the demo process alone | {P(r.Cycles.Select(c => c.AloneMs).ToList(), "F0")} | started by hand just before each release, as the deployer starts it (same launch, environment and arguments), until `/healthz` answers 200 (polled every 5 ms; the demo answers 503 until it has warmed up, as the deployer sees it) |");
+        text.AppendLine($"| ControlPlane's CPU meanwhile | {P(r.Cycles.Select(c => c.CpuToAwaitingMs).ToList(), "F0")} | its user + system time (`/proc`, 10 ms ticks) from the release's creation to AwaitingApproval, the harness's polling (every 20 ms) included: on two cores it competes with the starting process |");
+        text.AppendLine($"| deploy step minus the process start | {P(r.Cycles.Select(c => c.DeployOverheadMs).ToList(), "F0")} | per release, against the start by hand just before it |");
+        text.AppendLine($"| **created → AwaitingApproval minus the process start** | **{P(r.Cycles.Select(c => c.OverheadMs).ToList(), "F0")}** | per release, against the start by hand just before it: ControlPlane's own overhead (scheduling, the passes' saves, the health wait's granularity, the verify check) |");
         text.AppendLine();
         var f = r.FanOut;
         text.AppendLine(CultureInfo.InvariantCulture,

@@ -10,7 +10,7 @@ namespace ControlPlane.Benchmarks.SideBySide;
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--demo DLL] [--log-level Debug] [--keep]</c>:
 /// only the release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of
-/// its own, and the demo process alone (3 starts) to subtract. <c>--web</c> points at another build's output directory of
+/// its own, and the demo process started by hand just before each release to subtract. <c>--web</c> points at another build's output directory of
 /// ControlPlane.Web, <c>--demo</c> at another build's ControlPlane.DemoApp.dll, to compare two builds in alternation.
 /// </summary>
 public static class ReleaseFlowCommand
@@ -25,6 +25,8 @@ public static class ReleaseFlowCommand
         var logLevel = args.SkipWhile(a => a != "--log-level").Skip(1).FirstOrDefault() ?? "Warning";
         var webDll = webDir is null ? Tools.Program("ControlPlane.Web") : Path.Combine(Path.GetFullPath(webDir), "ControlPlane.Web.dll");
         var demoDll = args.SkipWhile(a => a != "--demo").Skip(1).Select(Path.GetFullPath).FirstOrDefault() ?? Tools.Program("ControlPlane.DemoApp");
+        if (args.SkipWhile(a => a != "--state-poll-ms").Skip(1).FirstOrDefault() is { } poll)
+            ReleaseFlow.StatePoll = TimeSpan.FromMilliseconds(int.Parse(poll, CultureInfo.InvariantCulture));
         var work = Directory.CreateTempSubdirectory("cp-release-flow-").FullName;
         Console.WriteLine($"Release flow only: {releases} releases, ControlPlane {webDll}, demo {demoDll}");
         await using var postgres = await EmbeddedPostgres.StartAsync(new EmbeddedPostgresOptions("", Ephemeral: true), NullLogger.Instance);
@@ -53,16 +55,15 @@ public static class ReleaseFlowCommand
             await Tools.WaitForHttpAsync(new Uri(baseUrl, "healthz"), TimeSpan.FromSeconds(120));
             using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromMinutes(2) };
             http.DefaultRequestHeaders.Authorization = new("Bearer", Token);
-            var cycles = await ReleaseFlow.CyclesAsync(http, releases, Console.Out, demoDll);
-            var alone = await ReleaseFlow.DemoProcessStartAsync(work, 3, demoDll);
+            var cycles = await ReleaseFlow.CyclesAsync(http, releases, Console.Out, work, demoDll, web.Id);
             var warm = cycles; // the warm-up release is not among them
             string P(Func<CycleTiming, double> f) => string.Create(CultureInfo.InvariantCulture,
                 $"{Tools.PercentileOf(warm.Select(f).ToList(), 50):F1} / {Tools.PercentileOf(warm.Select(f).ToList(), 99):F1}");
             Console.WriteLine($"p50 / p99 over {warm.Count} warm cycles (ms):");
             Console.WriteLine($"  created -> AwaitingApproval {P(c => c.CreatedToAwaitingMs)}; deploy step {P(c => c.DeployStepMs)}");
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  the demo process alone (until /healthz answers 200): {string.Join(", ", alone.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} ms; " +
-                $"created -> AwaitingApproval p50 minus its median: {Tools.PercentileOf(warm.Select(c => c.CreatedToAwaitingMs).ToList(), 50) - Tools.PercentileOf(alone, 50):F0} ms"));
+            Console.WriteLine($"  the demo process alone, started as the deployer starts it just before each release (until /healthz answers 200): {P(c => c.AloneMs)}");
+            Console.WriteLine($"  ControlPlane's CPU from creation to AwaitingApproval {P(c => c.CpuToAwaitingMs)}");
+            Console.WriteLine($"  per release, minus that start: created -> AwaitingApproval {P(c => c.OverheadMs)}; deploy step {P(c => c.DeployOverheadMs)}");
             Console.WriteLine($"  switch call {P(c => c.SwitchCallMs)}; returned -> served {P(c => c.SwitchServedMs)}; call started -> served {P(c => c.SwitchCallMs + c.SwitchServedMs)}");
             Console.WriteLine($"  the probe's own request (nothing moving) {P(c => c.ProbeMs)}; both moves served at the first request after the answer in {warm.Count(c => c.ServedAtFirstTry)} of {warm.Count} cycles");
             Console.WriteLine($"  rollback call {P(c => c.RollbackCallMs)}; returned -> served {P(c => c.RollbackServedMs)}; call started -> served {P(c => c.RollbackCallMs + c.RollbackServedMs)}");

@@ -443,14 +443,17 @@ public sealed class ProcessDeployer(
 
     private static string PidFileOf(string statePath) => Path.ChangeExtension(statePath, ".pid");
 
+    /// <summary>
+    /// Replaces the record whole (a temporary file renamed over it), so a ControlPlane that dies mid-write leaves the old record
+    /// or the new one, and the kernel keeps either for the restarted process. Not flushed to the disk: only a crash of the
+    /// machine loses an unflushed record, and that crash also ends every process the record could describe (the next start
+    /// finds no record, or one whose process is gone). A flush cost 3–20 ms, twice on the way from the spawn to Ready.
+    /// </summary>
     private static void WriteRecord(string statePath, SlotProcessRecord record)
     {
         var temporary = $"{statePath}.{Guid.NewGuid():N}.tmp";
         using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
-        {
             JsonSerializer.Serialize(stream, record, RecordJson);
-            stream.Flush(flushToDisk: true);
-        }
         File.Move(temporary, statePath, overwrite: true);
     }
 
