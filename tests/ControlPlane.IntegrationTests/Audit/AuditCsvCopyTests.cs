@@ -36,18 +36,19 @@ public sealed class AuditCsvCopyTests(PostgresFixture postgres) : IAsyncLifetime
         _factory = await ControlPlaneAppFactory.StartAsync(postgres);
         await using var scope = _factory.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<ControlPlaneDbContext>();
-        var at = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        // After every event already stored (the trail keeps occurred_at from going backwards), starting on a whole second.
+        var at = new DateTimeOffset(DateTimeOffset.UtcNow.Ticks / TimeSpan.TicksPerSecond * TimeSpan.TicksPerSecond, TimeSpan.Zero).AddSeconds(2);
         for (var i = 0; i < Hostile.Length; i++)
         {
             var v = Hostile[i];
-            // Whole seconds, 999999 µs and ticks below a microsecond (truncated) in turn: the "O" format's seven digits.
-            var when = ((i % 3) switch { 0 => at, 1 => at.AddTicks(9_999_990), _ => at.AddTicks(1_234_567) }).AddMinutes(i);
+            // A whole second, then 10 ms steps with .xxx999 µs and sub-microsecond ticks (truncated): the "O" format's digits.
+            var when = at.AddMilliseconds(i * 10).AddTicks((i % 3) switch { 0 => 0, 1 => 9_990, _ => 1_237 });
             db.Record(AuditEvent.Create(new Actor(v, ActorKind.User, v), v, when, v, i % 2 == 0 ? Guid.NewGuid() : null,
                 before: v, after: i % 2 == 0 ? "" : null, reason: v, details: i % 2 == 0 ? null : ""));
         }
         // Empty and NULL text next to each other in every nullable column.
-        db.Record(AuditEvent.Create(new Actor("", ActorKind.System, ""), "", at.AddHours(2), "", null, "", "", "", ""));
-        db.Record(AuditEvent.Create(new Actor("nulls", ActorKind.System), "nulls", at.AddHours(3)));
+        db.Record(AuditEvent.Create(new Actor("", ActorKind.System, ""), "", at, "", null, "", "", "", ""));
+        db.Record(AuditEvent.Create(new Actor("nulls", ActorKind.System), "nulls", at));
         await db.SaveChangesAsync(Ct);
     }
 
@@ -79,10 +80,16 @@ public sealed class AuditCsvCopyTests(PostgresFixture postgres) : IAsyncLifetime
         }
         filters.Add(new(Actor: "no such actor'); DROP TABLE audit_events; --"));
         filters.Add(new(DeploymentId: deployment));
-        filters.Add(new(From: new DateTimeOffset(2026, 1, 2, 3, 10, 0, TimeSpan.Zero), To: new DateTimeOffset(2026, 1, 2, 4, 30, 0, TimeSpan.FromHours(1))));
-        filters.Add(new(Application: "=1+2", From: new DateTimeOffset(2026, 1, 2, 3, 0, 0, TimeSpan.Zero), To: new DateTimeOffset(2026, 1, 3, 0, 0, 0, TimeSpan.Zero)));
-        // A bound with ticks below a microsecond: Npgsql truncates them, and so must the text the COPY reads back.
-        filters.Add(new(From: new DateTimeOffset(2026, 1, 2, 3, 5, 6, TimeSpan.Zero).AddTicks(2_345_675)));
+        // Windows whose ends carry ticks below a microsecond: Npgsql truncates a bound parameter to microseconds, so the
+        // text the COPY reads back must too (rounding would drop the event at the lower end).
+        var times = await TimesAsync();
+        var low = times[10].AddTicks(5);
+        var high = times[30].AddTicks(7);
+        filters.Add(new(From: low));
+        filters.Add(new(To: high));
+        filters.Add(new(From: low, To: high));
+        filters.Add(new(From: low.ToOffset(TimeSpan.FromHours(5)), To: high.ToOffset(TimeSpan.FromHours(-3))));
+        filters.Add(new(Application: Hostile[12], From: low, To: high));
 
         var matched = 0;
         foreach (var f in filters)
@@ -204,6 +211,17 @@ public sealed class AuditCsvCopyTests(PostgresFixture postgres) : IAsyncLifetime
 
     private async Task<Guid> FirstDeploymentIdAsync() =>
         await ScalarAsync<Guid>("SELECT deployment_id FROM audit_events WHERE deployment_id IS NOT NULL ORDER BY sequence LIMIT 1");
+
+    private async Task<List<DateTimeOffset>> TimesAsync()
+    {
+        await using var connection = new NpgsqlConnection(_factory.ConnectionString);
+        await connection.OpenAsync(Ct);
+        await using var cmd = new NpgsqlCommand("SELECT occurred_at FROM audit_events ORDER BY sequence", connection);
+        await using var reader = await cmd.ExecuteReaderAsync(Ct);
+        var times = new List<DateTimeOffset>();
+        while (await reader.ReadAsync(Ct)) times.Add(new DateTimeOffset(reader.GetDateTime(0), TimeSpan.Zero));
+        return times;
+    }
 
     private async Task<T> ScalarAsync<T>(string sql)
     {
