@@ -21,7 +21,6 @@ public static class AuditServices
         services.AddHostedService(sp => sp.GetRequiredService<AuditCheckpointPublisher>());
         services.AddScoped<AuditQuery>();
         services.AddScoped<AuditTrailReader>();
-        services.AddScoped<AuditCsvExport>();
         services.AddScoped<AuditVerifier>();
         services.AddSingleton<AuditChainStatus>();
         return services;

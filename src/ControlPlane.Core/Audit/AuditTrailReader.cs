@@ -7,20 +7,14 @@ using Microsoft.EntityFrameworkCore.Storage;
 
 namespace ControlPlane.Core.Audit;
 
-/// <summary>
-/// Sees the data reader of every whole-trail read and the COPY stream of every CSV export (diagnostics and tests); none
-/// is registered in production.
-/// </summary>
+/// <summary>Sees the data reader of every whole-trail read (diagnostics and tests); none is registered in production.</summary>
 public interface IAuditTrailObserver
 {
     DbDataReader Observe(DbDataReader reader);
-
-    Stream ObserveCopy(Stream copy) => copy;
 }
 
 /// <summary>
-/// The one read path of the whole-trail walks (verify and the JSON-lines export; the CSV export is PostgreSQL's COPY,
-/// <see cref="AuditCsvExport"/>, over the same filtered query): the query EF builds from the filters (bound
+/// The one read path of the whole-trail walks (the export and verify): the query EF builds from the filters (bound
 /// parameters, in the context's connection and transaction) runs straight on the ADO.NET reader with sequential access,
 /// oldest event first, and each row is handed on as PostgreSQL sends it. No EF materialization: at a million events its
 /// per-row work (the entity, its strings, the enum conversion) and the garbage it leaves were a third of the export's CPU.

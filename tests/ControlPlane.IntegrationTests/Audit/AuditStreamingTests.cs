@@ -14,9 +14,8 @@ namespace ControlPlane.IntegrationTests.Audit;
 /// <summary>
 /// Export and verify walk the whole trail (millions of events): they must hand on each event as PostgreSQL sends it, never
 /// read the whole result into memory first. The app is configured exactly as in production plus a probe on the data reader
-/// of the trail read path (<see cref="AuditTrailReader"/>: verify, the JSON-lines export) and on the COPY stream of the CSV
-/// export (<see cref="AuditCsvExport"/>), so anything that buffers (a list of rows, a buffering reader, a buffered
-/// response) shows up as rows read before the first event got out. No timings: only the order of events.
+/// of the one trail read path (<see cref="AuditTrailReader"/>), so anything that buffers (a list of rows, a buffering
+/// reader, a buffered response) shows up as rows read before the first event got out. No timings: only the order of events.
 /// </summary>
 public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifetime
 {
@@ -120,8 +119,6 @@ public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifeti
 
         public DbDataReader Observe(DbDataReader reader) => new CountingReader(reader, this);
 
-        public Stream ObserveCopy(Stream copy) => new CountingCopy(copy, this);
-
         private void FieldRead() => Interlocked.CompareExchange(ref _rowsAtFirstEvent, RowsRead, -1);
 
         private async Task RowAsync()
@@ -130,32 +127,6 @@ public sealed class AuditStreamingTests(PostgresFixture postgres) : IAsyncLifeti
             // A safety timeout only, so a buffered export fails instead of hanging.
             try { await _open.Task.WaitAsync(TimeSpan.FromSeconds(30)); }
             catch (TimeoutException) { GateTimedOut = true; }
-        }
-
-        /// <summary>
-        /// The CSV export's COPY: a row is a line PostgreSQL sent (the filler events hold no line breaks). Npgsql hands
-        /// out at most one row per read, so the stream stops at the gate's row until the client has the first event.
-        /// </summary>
-        private sealed class CountingCopy(Stream inner, TrailProbe probe) : Stream
-        {
-            public override int Read(Span<byte> buffer)
-            {
-                var read = inner.Read(buffer);
-                var rows = buffer[..read].Count((byte)'\n');
-                for (var i = 0; i < rows; i++) probe.RowAsync().GetAwaiter().GetResult();
-                return read;
-            }
-
-            public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-            public override bool CanRead => true;
-            public override bool CanSeek => false;
-            public override bool CanWrite => false;
-            public override long Length => throw new NotSupportedException();
-            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-            public override void Flush() { }
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-            public override void SetLength(long value) => throw new NotSupportedException();
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         }
 
         private sealed class CountingReader(DbDataReader inner, TrailProbe probe) : DelegatingReader(inner)
