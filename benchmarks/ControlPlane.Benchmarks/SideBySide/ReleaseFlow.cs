@@ -12,13 +12,14 @@ namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>One release cycle's timings: the server's own timestamps for created → AwaitingApproval, and the client's for the moves.</summary>
 /// <param name="ProbeMs">The probe's own cost: one request of the same kind (a new connection through the router) timed just before the switch call, with nothing moving.</param>
+/// <param name="DirectMs">The reference for it: one request on a new connection straight to the live slot's process (no router, nothing moving), 200 ms before the probe alone.</param>
 /// <param name="ServedAtFirstTry">Whether the first request after the call's answer already got the wanted version (both moves); "returned → served" is then the probe's own round trip.</param>
 /// <param name="CpuToAwaitingMs">ControlPlane's CPU time (user + system, 10 ms ticks) from the release's creation to AwaitingApproval, the client's polling of it included.</param>
-/// <param name="AloneMs">The same demo process started by hand just before this release, as the deployer starts it (<see cref="ReleaseFlow.DemoProcessStartAsync"/>).</param>
+/// <param name="AloneMs">The same demo process started by hand just before this release (just after it in odd cycles), as the deployer starts it (<see cref="ReleaseFlow.DemoProcessStartAsync"/>).</param>
 public sealed record CycleTiming(double CreatedToAwaitingMs, double DeployStepMs, double SwitchCallMs, double SwitchServedMs, double RollbackCallMs, double RollbackServedMs,
-    double ProbeMs = double.NaN, bool ServedAtFirstTry = true, double AloneMs = double.NaN, double CpuToAwaitingMs = double.NaN)
+    double ProbeMs = double.NaN, bool ServedAtFirstTry = true, double AloneMs = double.NaN, double CpuToAwaitingMs = double.NaN, double DirectMs = double.NaN)
 {
-    /// <summary>created → AwaitingApproval minus the start by hand just before it: ControlPlane's own overhead in this release.</summary>
+    /// <summary>created → AwaitingApproval minus the start by hand next to it: ControlPlane's own overhead in this release.</summary>
     public double OverheadMs => CreatedToAwaitingMs - AloneMs;
     public double DeployOverheadMs => DeployStepMs - AloneMs;
 }
@@ -51,13 +52,14 @@ public static class ReleaseFlow
     }
 
     /// <summary>
-    /// Registers the demo app and runs <paramref name="count"/> release cycles on it, each one just after the same demo process
-    /// started by hand (and stopped again), so that its start is subtracted release by release rather than as a median taken apart.
+    /// Registers the demo app and runs <paramref name="count"/> release cycles on it, each one paired with the same demo process
+    /// started by hand (and stopped again) just before or just after it, so that its start is subtracted release by release rather
+    /// than as a median taken apart.
     /// </summary>
     public static async Task<List<CycleTiming>> CyclesAsync(HttpClient http, int count, TextWriter log, string work, string? demo = null, int? controlPlanePid = null)
     {
         demo ??= Tools.Program("ControlPlane.DemoApp");
-        var publicUrl = await RegisterAsync(http, demo);
+        var (publicUrl, liveSlotUrl) = await RegisterAsync(http, demo);
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
         var cycles = new List<CycleTiming>();
         // One release first, not counted: it pays the JIT of every path (ControlPlane's, the router's, the harness's), as
@@ -65,16 +67,20 @@ public static class ReleaseFlow
         for (var i = 0; i <= count; i++)
         {
             var version = $"2.0.{i}";
-            var alone = await DemoProcessStartAsync(work, demo, version);
-            var cycle = await CycleAsync(http, probe, publicUrl, version, controlPlanePid) with { AloneMs = alone };
+            // Before the release in even cycles, after it in odd ones: whatever the order favours (ControlPlane still busy after
+            // the previous cycle, a start that warms the next) falls on both sides alike.
+            var alone = i % 2 == 0 ? await DemoProcessStartAsync(work, demo, version) : double.NaN;
+            var cycle = await CycleAsync(http, probe, publicUrl, liveSlotUrl, version, controlPlanePid);
+            if (i % 2 == 1) alone = await DemoProcessStartAsync(work, demo, version);
+            cycle = cycle with { AloneMs = alone };
             if (i > 0) cycles.Add(cycle);
             else log.Write("  (warm-up, not counted)");
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  release {version}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms; the demo alone just before {alone:F0} ms: " +
+                $"  release {version}: created -> AwaitingApproval {cycle.CreatedToAwaitingMs:F0} ms (deploy step {cycle.DeployStepMs:F0} ms; the demo alone {(i % 2 == 0 ? "just before" : "just after")} {alone:F0} ms: " +
                 $"overhead {cycle.OverheadMs:F0} ms, in the deploy step {cycle.DeployOverheadMs:F0}; ControlPlane's CPU meanwhile {cycle.CpuToAwaitingMs:F0} ms); switch call started -> served " +
                 $"{cycle.SwitchCallMs + cycle.SwitchServedMs:F1} ms (call {cycle.SwitchCallMs:F0} ms, returned -> served {cycle.SwitchServedMs:F1}); rollback call started -> served " +
                 $"{cycle.RollbackCallMs + cycle.RollbackServedMs:F1} ms (call {cycle.RollbackCallMs:F0} ms, returned -> served {cycle.RollbackServedMs:F1}); " +
-                $"the probe alone {cycle.ProbeMs:F1} ms{(cycle.ServedAtFirstTry ? "" : "; a move was not served at the first try")}"));
+                $"the probe alone {cycle.ProbeMs:F1} ms, straight to the slot {cycle.DirectMs:F1} ms{(cycle.ServedAtFirstTry ? "" : "; a move was not served at the first try")}"));
         }
         return cycles;
     }
@@ -119,9 +125,13 @@ public static class ReleaseFlow
         throw new TimeoutException($"{url} did not answer within {timeout.TotalSeconds:0} s");
     }
 
-    /// <summary>The demo app as a registered application, as the integration tests register it: one approval (self-approval allowed), a person switches.</summary>
-    private static async Task<string> RegisterAsync(HttpClient http, string demo)
+    /// <summary>
+    /// The demo app as a registered application, as the integration tests register it: one approval (self-approval allowed), a
+    /// person switches. Returns its public URL (through the router) and the blue slot's own URL (live whenever a cycle starts).
+    /// </summary>
+    private static async Task<(string PublicUrl, string LiveSlotUrl)> RegisterAsync(HttpClient http, string demo)
     {
+        var bluePort = Tools.FreePort();
         using var response = await http.PostAsJsonAsync("api/v1/applications", new
         {
             name = Application,
@@ -133,7 +143,7 @@ public static class ReleaseFlow
                 {
                     command = "dotnet",
                     arguments = new[] { demo, "--urls", "http://127.0.0.1:{port}", "--version", "{version}", "--slot", "{slot}", "--app", "{app}" },
-                    bluePort = Tools.FreePort(),
+                    bluePort,
                     greenPort = Tools.FreePort(),
                     healthPath = "/healthz",
                     startTimeoutSeconds = 60,
@@ -153,7 +163,7 @@ public static class ReleaseFlow
                 try
                 {
                     using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-                    if ((await client.GetStringAsync(u)).Contains("\"version\":\"1.0.0\"", StringComparison.Ordinal)) return u;
+                    if ((await client.GetStringAsync(u)).Contains("\"version\":\"1.0.0\"", StringComparison.Ordinal)) return (u, $"http://127.0.0.1:{bluePort}/");
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
             }
@@ -162,7 +172,7 @@ public static class ReleaseFlow
         throw new TimeoutException($"{Application} did not serve 1.0.0 through its router within 120 s");
     }
 
-    private static async Task<CycleTiming> CycleAsync(HttpClient http, HttpClient probe, string publicUrl, string version, int? controlPlanePid)
+    private static async Task<CycleTiming> CycleAsync(HttpClient http, HttpClient probe, string publicUrl, string liveSlotUrl, string version, int? controlPlanePid)
     {
         var cpuBefore = controlPlanePid is { } pid ? Tools.CpuMs(pid) : double.NaN;
         using var started = await http.PostAsJsonAsync($"api/v1/applications/{Application}/deployments", new { version, reason = "side-by-side benchmark" });
@@ -180,10 +190,17 @@ public static class ReleaseFlow
         (await http.PostAsJsonAsync($"api/v1/deployments/{id}/approve", new { comment = "benchmark" })).EnsureSuccessStatusCode();
         await WaitForStateAsync(http, id, "ReadyToSwitch");
 
-        // The probe's own round trip with nothing moving (the old version answers), to tell the client's cost from a move's.
+        // The probe's own round trip with nothing moving (the old version answers), to tell the client's cost from a move's; and
+        // before it, with the same pause before each, the same request straight to the live slot's process: what one request
+        // costs on this machine with no router and no move at all (after an idle moment each process has to be woken first).
         var probeClock = Stopwatch.StartNew();
+        await probe.GetStringAsync(liveSlotUrl);
+        var directMs = probeClock.Elapsed.TotalMilliseconds;
+        await Task.Delay(200);
+        probeClock.Restart();
         await probe.GetStringAsync(publicUrl);
         var probeMs = probeClock.Elapsed.TotalMilliseconds;
+        await Task.Delay(200);
         var tries = 0;
 
         var call = Stopwatch.StartNew();
@@ -219,7 +236,7 @@ public static class ReleaseFlow
         firstTry &= tries == 1;
         await WaitForStateAsync(http, id, "RolledBack");
         await WaitForSlotStoppedAsync(http);
-        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry, CpuToAwaitingMs: cpuToAwaiting);
+        return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry, CpuToAwaitingMs: cpuToAwaiting, DirectMs: directMs);
 
         // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
         async Task<double> ServedAsync(HttpClient client, string url, string wanted, string after)
@@ -414,16 +431,18 @@ public static class ReleaseFlow
         text.AppendLine(CultureInfo.InvariantCulture,
             $"| the probe's own request | {P(r.Cycles.Select(c => c.ProbeMs).ToList())} | one request of the same kind (new connection, through the router) just before each switch, nothing moving: the client's own cost in \"returned → served\"; " +
             $"{r.Cycles.Count(c => c.ServedAtFirstTry)} of {r.Cycles.Count} cycles had both moves served at the first request after the answer |");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"| a request straight to the slot | {P(r.Cycles.Select(c => c.DirectMs).ToList())} | the reference: the same request on a new connection to the live slot's own port (no router, nothing moving), 200 ms before the probe alone; the switch's \"returned → served\" p99 is **{Tools.PercentileOf(r.Cycles.Select(c => c.SwitchServedMs).ToList(), 99) / Tools.PercentileOf(r.Cycles.Select(c => c.DirectMs).ToList(), 99):F2}×** its p99 |");
         text.AppendLine($"| switch call | {P(r.Cycles.Select(c => c.SwitchCallMs).ToList())} | the call itself: records the intent (audited), then waits for the runtime leader to move the traffic |");
         text.AppendLine($"| rollback call started → old version served | **{P(r.Cycles.Select(c => c.RollbackCallMs + c.RollbackServedMs).ToList())}** | end to end, as for the switch |");
         text.AppendLine($"| rollback returned → old version served | {P(r.Cycles.Select(c => c.RollbackServedMs).ToList())} | `POST /applications/{{name}}/rollback` answers once the old version is served |");
         text.AppendLine($"| rollback call | {P(r.Cycles.Select(c => c.RollbackCallMs).ToList())} | the call itself: waits for the runtime leader to move the traffic |");
         text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
         text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");
-        text.AppendLine($"| the demo process alone | {P(r.Cycles.Select(c => c.AloneMs).ToList(), "F0")} | started by hand just before each release, as the deployer starts it (same launch, environment and arguments), until `/healthz` answers 200 (polled every 5 ms; the demo answers 503 until it has warmed up, as the deployer sees it) |");
+        text.AppendLine($"| the demo process alone | {P(r.Cycles.Select(c => c.AloneMs).ToList(), "F0")} | started by hand next to each release (just before it, or just after it in every other cycle), as the deployer starts it (same launch, environment and arguments), until `/healthz` answers 200 (polled every 5 ms; the demo answers 503 until it has warmed up, as the deployer sees it) |");
         text.AppendLine($"| ControlPlane's CPU meanwhile | {P(r.Cycles.Select(c => c.CpuToAwaitingMs).ToList(), "F0")} | its user + system time (`/proc`, 10 ms ticks) from the release's creation to AwaitingApproval, the harness's polling (every 20 ms) included: on two cores it competes with the starting process |");
-        text.AppendLine($"| deploy step minus the process start | {P(r.Cycles.Select(c => c.DeployOverheadMs).ToList(), "F0")} | per release, against the start by hand just before it |");
-        text.AppendLine($"| **created → AwaitingApproval minus the process start** | **{P(r.Cycles.Select(c => c.OverheadMs).ToList(), "F0")}** | per release, against the start by hand just before it: ControlPlane's own overhead (scheduling, the passes' saves, the health wait's granularity, the verify check) |");
+        text.AppendLine($"| deploy step minus the process start | {P(r.Cycles.Select(c => c.DeployOverheadMs).ToList(), "F0")} | per release, against the start by hand next to it |");
+        text.AppendLine($"| **created → AwaitingApproval minus the process start** | **{P(r.Cycles.Select(c => c.OverheadMs).ToList(), "F0")}** | per release, against the start by hand next to it: ControlPlane's own overhead (scheduling, the passes' saves, the health wait's granularity, the verify check) |");
         text.AppendLine();
         var f = r.FanOut;
         text.AppendLine(CultureInfo.InvariantCulture,

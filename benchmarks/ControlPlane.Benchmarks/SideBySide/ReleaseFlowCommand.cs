@@ -10,7 +10,7 @@ namespace ControlPlane.Benchmarks.SideBySide;
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--demo DLL] [--log-level Debug] [--keep]</c>:
 /// only the release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of
-/// its own, and the demo process started by hand just before each release to subtract. <c>--web</c> points at another build's output directory of
+/// its own, and the demo process started by hand next to each release (before it, or after it in every other cycle) to subtract. <c>--web</c> points at another build's output directory of
 /// ControlPlane.Web, <c>--demo</c> at another build's ControlPlane.DemoApp.dll, to compare two builds in alternation.
 /// </summary>
 public static class ReleaseFlowCommand
@@ -61,11 +61,11 @@ public static class ReleaseFlowCommand
                 $"{Tools.PercentileOf(warm.Select(f).ToList(), 50):F1} / {Tools.PercentileOf(warm.Select(f).ToList(), 99):F1}");
             Console.WriteLine($"p50 / p99 over {warm.Count} warm cycles (ms):");
             Console.WriteLine($"  created -> AwaitingApproval {P(c => c.CreatedToAwaitingMs)}; deploy step {P(c => c.DeployStepMs)}");
-            Console.WriteLine($"  the demo process alone, started as the deployer starts it just before each release (until /healthz answers 200): {P(c => c.AloneMs)}");
+            Console.WriteLine($"  the demo process alone, started as the deployer starts it next to each release (until /healthz answers 200): {P(c => c.AloneMs)}");
             Console.WriteLine($"  ControlPlane's CPU from creation to AwaitingApproval {P(c => c.CpuToAwaitingMs)}");
             Console.WriteLine($"  per release, minus that start: created -> AwaitingApproval {P(c => c.OverheadMs)}; deploy step {P(c => c.DeployOverheadMs)}");
             Console.WriteLine($"  switch call {P(c => c.SwitchCallMs)}; returned -> served {P(c => c.SwitchServedMs)}; call started -> served {P(c => c.SwitchCallMs + c.SwitchServedMs)}");
-            Console.WriteLine($"  the probe's own request (nothing moving) {P(c => c.ProbeMs)}; both moves served at the first request after the answer in {warm.Count(c => c.ServedAtFirstTry)} of {warm.Count} cycles");
+            Console.WriteLine($"  the probe's own request (nothing moving) {P(c => c.ProbeMs)}; straight to the live slot {P(c => c.DirectMs)}; both moves served at the first request after the answer in {warm.Count(c => c.ServedAtFirstTry)} of {warm.Count} cycles");
             Console.WriteLine($"  rollback call {P(c => c.RollbackCallMs)}; returned -> served {P(c => c.RollbackServedMs)}; call started -> served {P(c => c.RollbackCallMs + c.RollbackServedMs)}");
             succeeded = true;
             return 0;
