@@ -48,7 +48,9 @@ public sealed class LeaderReport : IDisposable
                 {
                     if (await look() is { } answer) return answer;
                 }
-                catch (DbException) when (!cancellationToken.IsCancellationRequested)
+                // Npgsql's EF execution strategy wraps a failed connection in an InvalidOperationException ("likely due to a
+                // transient failure"); the driver's own DbException is inside.
+                catch (Exception e) when ((e is DbException || e.InnerException is DbException) && !cancellationToken.IsCancellationRequested)
                 {
                     return null;
                 }

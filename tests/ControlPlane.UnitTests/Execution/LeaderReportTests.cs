@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
+using ControlPlane.Core.Data;
 using ControlPlane.Core.Deployments;
 using ControlPlane.Core.Execution;
 using ControlPlane.Core.Notifications;
+using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
 namespace ControlPlane.UnitTests.Execution;
@@ -28,6 +30,23 @@ public sealed class LeaderReportTests
         }, TestContext.Current.CancellationToken);
         Assert.Null(answer);
         Assert.Equal(1, looks);
+    }
+
+    [Fact]
+    public async Task A_query_through_EF_that_cannot_reach_the_database_ends_the_wait_without_an_answer()
+    {
+        // The wait's real look: an EF query, whose execution strategy wraps the driver's failure in an InvalidOperationException.
+        var options = new DbContextOptionsBuilder<ControlPlaneDbContext>()
+            .UseNpgsql($"Host=127.0.0.1;Port={ClosedPort()};Timeout=5", o => o.UseQuerySplittingBehavior(QuerySplittingBehavior.SplitQuery)).Options;
+        await using var db = new ControlPlaneDbContext(options);
+        using var report = new LeaderReport(new ChangeNotifier());
+        var id = Guid.NewGuid();
+        var answer = await report.WaitAsync<string>(TimeSpan.FromSeconds(30), async () =>
+        {
+            var state = await db.Deployments.AsNoTracking().Where(x => x.Id == id).Select(x => x.State).SingleAsync(TestContext.Current.CancellationToken);
+            return state.ToString();
+        }, TestContext.Current.CancellationToken);
+        Assert.Null(answer);
     }
 
     [Fact]
