@@ -14,7 +14,7 @@ namespace ControlPlane.Benchmarks.SideBySide;
 /// <param name="ProbeMs">The probe's own cost: one request of the same kind (a new connection through the router) timed just before the switch call, with nothing moving.</param>
 /// <param name="DirectMs">The reference for it: one request on a new connection straight to the live slot's process (no router, nothing moving), 200 ms before the probe alone.</param>
 /// <param name="ServedAtFirstTry">Whether the first request after the call's answer already got the wanted version (both moves); "returned → served" is then the probe's own round trip.</param>
-/// <param name="CpuToAwaitingMs">ControlPlane's CPU time (user + system, 10 ms ticks) from the release's creation to AwaitingApproval, the client's polling of it included.</param>
+/// <param name="CpuToAwaitingMs">ControlPlane's CPU time (user + system, 10 ms ticks) from the release's creation to AwaitingApproval, the harness's watching of it included (a GET per change notice).</param>
 /// <param name="AloneMs">The same demo process started by hand just before this release (just after it in odd cycles), as the deployer starts it (<see cref="ReleaseFlow.DemoProcessStartAsync"/>).</param>
 public sealed record CycleTiming(double CreatedToAwaitingMs, double DeployStepMs, double SwitchCallMs, double SwitchServedMs, double RollbackCallMs, double RollbackServedMs,
     double ProbeMs = double.NaN, bool ServedAtFirstTry = true, double AloneMs = double.NaN, double CpuToAwaitingMs = double.NaN, double DirectMs = double.NaN)
@@ -41,8 +41,11 @@ public static class ReleaseFlow
 {
     public const string Application = "bench-flow";
 
-    /// <summary>How often the harness asks for a release's state while it waits for one (release-flow --state-poll-ms).</summary>
-    public static TimeSpan StatePoll { get; set; } = TimeSpan.FromMilliseconds(20);
+    /// <summary>
+    /// How often the harness asks for a release's state while it waits for one when no change notice came (release-flow
+    /// --state-poll-ms): as often as the CLI's <c>follow</c> does.
+    /// </summary>
+    public static TimeSpan StatePoll { get; set; } = TimeSpan.FromSeconds(2);
 
     public static async Task<ReleaseFlowResult> RunAsync(Uri baseUrl, HttpClient http, string token, int controlPlanePid, string work, bool quick, TextWriter log)
     {
@@ -60,6 +63,7 @@ public static class ReleaseFlow
     {
         demo ??= Tools.Program("ControlPlane.DemoApp");
         var (publicUrl, liveSlotUrl) = await RegisterAsync(http, demo);
+        await using var watch = await ReleaseWatch.StartAsync(http);
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(5) };
         var cycles = new List<CycleTiming>();
         // One release first, not counted: it pays the JIT of every path (ControlPlane's, the router's, the harness's), as
@@ -70,7 +74,7 @@ public static class ReleaseFlow
             // Before the release in even cycles, after it in odd ones: whatever the order favours (ControlPlane still busy after
             // the previous cycle, a start that warms the next) falls on both sides alike.
             var alone = i % 2 == 0 ? await DemoProcessStartAsync(work, demo, version) : double.NaN;
-            var cycle = await CycleAsync(http, probe, publicUrl, liveSlotUrl, version, controlPlanePid);
+            var cycle = await CycleAsync(http, watch, probe, publicUrl, liveSlotUrl, version, controlPlanePid);
             if (i % 2 == 1) alone = await DemoProcessStartAsync(work, demo, version);
             cycle = cycle with { AloneMs = alone };
             if (i > 0) cycles.Add(cycle);
@@ -172,13 +176,13 @@ public static class ReleaseFlow
         throw new TimeoutException($"{Application} did not serve 1.0.0 through its router within 120 s");
     }
 
-    private static async Task<CycleTiming> CycleAsync(HttpClient http, HttpClient probe, string publicUrl, string liveSlotUrl, string version, int? controlPlanePid)
+    private static async Task<CycleTiming> CycleAsync(HttpClient http, ReleaseWatch watch, HttpClient probe, string publicUrl, string liveSlotUrl, string version, int? controlPlanePid)
     {
         var cpuBefore = controlPlanePid is { } pid ? Tools.CpuMs(pid) : double.NaN;
         using var started = await http.PostAsJsonAsync($"api/v1/applications/{Application}/deployments", new { version, reason = "side-by-side benchmark" });
         if (started.StatusCode != HttpStatusCode.Accepted) throw new InvalidOperationException($"start {version}: {(int)started.StatusCode} {await started.Content.ReadAsStringAsync()}");
         var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var awaiting = await WaitForStateAsync(http, id, "AwaitingApproval");
+        var awaiting = await WaitForStateAsync(http, watch, id, "AwaitingApproval");
         var cpuToAwaiting = controlPlanePid is { } cpuPid ? Tools.CpuMs(cpuPid) - cpuBefore : double.NaN;
         // The server's timestamps: the release's creation and the approval step's start (the moment it awaited approval).
         var created = awaiting.GetProperty("createdAt").GetDateTimeOffset();
@@ -188,7 +192,7 @@ public static class ReleaseFlow
         var deployStep = (At("deploy", "finishedAt") - At("deploy", "startedAt")).TotalMilliseconds;
 
         (await http.PostAsJsonAsync($"api/v1/deployments/{id}/approve", new { comment = "benchmark" })).EnsureSuccessStatusCode();
-        await WaitForStateAsync(http, id, "ReadyToSwitch");
+        await WaitForStateAsync(http, watch, id, "ReadyToSwitch");
 
         // The probe's own round trip with nothing moving (the old version answers), to tell the client's cost from a move's; and
         // before it, with the same pause before each, the same request straight to the live slot's process: what one request
@@ -218,7 +222,7 @@ public static class ReleaseFlow
             throw await CycleFailedAsync(http, id, $"the switch to {version} answered {switchState} after {switchCall:F0} ms");
         var switchServed = await ServedAsync(probe, publicUrl, version, $"the switch answered {switchState}") - switchCall;
         var firstTry = tries == 1;
-        await WaitForStateAsync(http, id, "Monitoring");
+        await WaitForStateAsync(http, watch, id, "Monitoring");
 
         call.Restart();
         using (var rolledBack = await http.PostAsJsonAsync($"api/v1/applications/{Application}/rollback", new { reason = "benchmark: back to 1.0.0" }))
@@ -234,8 +238,8 @@ public static class ReleaseFlow
         tries = 0;
         var rollbackServed = await ServedAsync(probe, publicUrl, "1.0.0", "the rollback answered") - rollbackCall;
         firstTry &= tries == 1;
-        await WaitForStateAsync(http, id, "RolledBack");
-        await WaitForSlotStoppedAsync(http);
+        await WaitForStateAsync(http, watch, id, "RolledBack");
+        await WaitForSlotStoppedAsync(http, watch);
         return new CycleTiming(createdToAwaiting, deployStep, switchCall, switchServed, rollbackCall, rollbackServed, probeMs, firstTry, CpuToAwaitingMs: cpuToAwaiting, DirectMs: directMs);
 
         // Milliseconds on the call's clock at the first answer of the wanted version (the probe opens a new connection per try).
@@ -289,7 +293,7 @@ public static class ReleaseFlow
     /// "created → AwaitingApproval" measures the start, not the previous process's graceful shutdown (the demo app's own
     /// 100–450 ms), which a release created right after a rollback would otherwise wait for.
     /// </summary>
-    private static async Task WaitForSlotStoppedAsync(HttpClient http)
+    private static async Task WaitForSlotStoppedAsync(HttpClient http, ReleaseWatch watch)
     {
         var waited = Stopwatch.StartNew();
         while (waited.Elapsed < TimeSpan.FromSeconds(30))
@@ -297,12 +301,12 @@ public static class ReleaseFlow
             var app = await http.GetFromJsonAsync<JsonElement>($"api/v1/applications/{Application}");
             var standby = app.GetProperty("liveSlot").GetString() is "Blue" or "blue" ? "green" : "blue";
             if (app.GetProperty("slots").GetProperty(standby).GetProperty("state").GetString() == "Stopped") return;
-            await Task.Delay(20);
+            await watch.WaitAsync(StatePoll);
         }
         throw new TimeoutException($"{Application}: the rolled-back release's slot was not stopped within 30 s");
     }
 
-    private static async Task<JsonElement> WaitForStateAsync(HttpClient http, string id, string state)
+    private static async Task<JsonElement> WaitForStateAsync(HttpClient http, ReleaseWatch watch, string id, string state)
     {
         var clock = Stopwatch.StartNew();
         JsonElement last = default;
@@ -312,9 +316,48 @@ public static class ReleaseFlow
             var current = last.GetProperty("state").GetString();
             if (current == state) return last;
             if (current is "Failed" or "Aborted" or "RolledBack" or "Succeeded") throw new InvalidOperationException($"release reached {current}, not {state}: {last}");
-            await Task.Delay(StatePoll);
+            await watch.WaitAsync(StatePoll);
         }
         throw new TimeoutException($"release did not reach {state} within 120 s: {last}");
+    }
+
+    /// <summary>
+    /// How the harness waits for a release's state: as the CLI's <c>follow</c> and the dashboard do, woken by the live hub's
+    /// change notices for the benchmark's application, the state read with one GET per notice (and every <see cref="StatePoll"/>
+    /// anyway). It polled every 20 ms before: some 25 requests per release start, on the two cores the starting process wants
+    /// (the overhead above the process start was ~80 ms at 20 ms polling against 30–47 ms at 100 ms, idle machine, 2026-12-02).
+    /// </summary>
+    private sealed class ReleaseWatch : IAsyncDisposable
+    {
+        private readonly SemaphoreSlim _wake = new(0);
+        private HubConnection? _hub;
+
+        public static async Task<ReleaseWatch> StartAsync(HttpClient http)
+        {
+            var watch = new ReleaseWatch();
+            var token = http.DefaultRequestHeaders.Authorization?.Parameter;
+            watch._hub = new HubConnectionBuilder()
+                .WithUrl(new Uri(http.BaseAddress!, "hubs/controlplane"), o => o.AccessTokenProvider = () => Task.FromResult(token))
+                .WithAutomaticReconnect()
+                .Build();
+            watch._hub.On<JsonElement>("changed", notice =>
+            {
+                if (notice.TryGetProperty("application", out var a) && a.ValueKind == JsonValueKind.String && a.GetString() == Application
+                    && watch._wake.CurrentCount == 0)
+                    watch._wake.Release();
+            });
+            await watch._hub.StartAsync();
+            return watch;
+        }
+
+        /// <summary>Until the next change notice for the application (one that came since the last wait counts), at most <paramref name="most"/>.</summary>
+        public Task WaitAsync(TimeSpan most) => _wake.WaitAsync(most);
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_hub is not null) await _hub.DisposeAsync();
+            _wake.Dispose();
+        }
     }
 
     /// <summary>
@@ -440,7 +483,7 @@ public static class ReleaseFlow
         text.AppendLine($"| created → AwaitingApproval | {P(created, "F0")} | server timestamps: the release's creation to its approval step's start (deploy + verify) |");
         text.AppendLine($"| of which the deploy step | {P(deploy, "F0")} | start the standby slot's process, wait for its health path |");
         text.AppendLine($"| the demo process alone | {P(r.Cycles.Select(c => c.AloneMs).ToList(), "F0")} | started by hand next to each release (just before it, or just after it in every other cycle), as the deployer starts it (same launch, environment and arguments), until `/healthz` answers 200 (polled every 5 ms; the demo answers 503 until it has warmed up, as the deployer sees it) |");
-        text.AppendLine($"| ControlPlane's CPU meanwhile | {P(r.Cycles.Select(c => c.CpuToAwaitingMs).ToList(), "F0")} | its user + system time (`/proc`, 10 ms ticks) from the release's creation to AwaitingApproval, the harness's polling (every 20 ms) included: on two cores it competes with the starting process |");
+        text.AppendLine($"| ControlPlane's CPU meanwhile | {P(r.Cycles.Select(c => c.CpuToAwaitingMs).ToList(), "F0")} | its user + system time (`/proc`, 10 ms ticks) from the release's creation to AwaitingApproval, the harness's watching included (one GET per change notice, as the CLI's `follow`): on two cores it competes with the starting process |");
         text.AppendLine($"| deploy step minus the process start | {P(r.Cycles.Select(c => c.DeployOverheadMs).ToList(), "F0")} | per release, against the start by hand next to it |");
         text.AppendLine($"| **created → AwaitingApproval minus the process start** | **{P(r.Cycles.Select(c => c.OverheadMs).ToList(), "F0")}** | per release, against the start by hand next to it: ControlPlane's own overhead (scheduling, the passes' saves, the health wait's granularity, the verify check) |");
         text.AppendLine();

@@ -8,22 +8,19 @@ using Npgsql;
 namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>
-/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--demo DLL] [--log-level Debug] [--keep]</c>:
+/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- release-flow [--releases N] [--web DIR] [--demo DLL] [--log-level Debug] [--state-poll-ms N] [--keep]</c>:
 /// only the release flow of the side-by-side run (no data plane, no audit trail, no fan-out), on a PostgreSQL and a ControlPlane of
 /// its own, and the demo process started by hand next to each release (before it, or after it in every other cycle) to subtract. <c>--web</c> points at another build's output directory of
 /// ControlPlane.Web, <c>--demo</c> at another build's ControlPlane.DemoApp.dll, to compare two builds in alternation.
 /// </summary>
 public static class ReleaseFlowCommand
 {
-    private const string Token = "bench-admin-token-0123456789abcdef";
-
     public static async Task<int> RunAsync(string[] args)
     {
         var releases = args.SkipWhile(a => a != "--releases").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(10);
-        var webDir = args.SkipWhile(a => a != "--web").Skip(1).FirstOrDefault();
         // --log-level Debug: ControlPlane's own categories at that level, every line with a UTC timestamp (to follow a switch).
         var logLevel = args.SkipWhile(a => a != "--log-level").Skip(1).FirstOrDefault() ?? "Warning";
-        var webDll = webDir is null ? Tools.Program("ControlPlane.Web") : Path.Combine(Path.GetFullPath(webDir), "ControlPlane.Web.dll");
+        var webDll = Tools.WebProgram(args);
         var demoDll = args.SkipWhile(a => a != "--demo").Skip(1).Select(Path.GetFullPath).FirstOrDefault() ?? Tools.Program("ControlPlane.DemoApp");
         if (args.SkipWhile(a => a != "--state-poll-ms").Skip(1).FirstOrDefault() is { } poll)
             ReleaseFlow.StatePoll = TimeSpan.FromMilliseconds(int.Parse(poll, CultureInfo.InvariantCulture));
@@ -34,29 +31,14 @@ public static class ReleaseFlowCommand
         await using (var db = new ControlPlaneDbContext(BenchmarkDatabase.Options(dataSource)))
             await db.Database.MigrateAsync();
         var baseUrl = new Uri($"http://127.0.0.1:{Tools.FreePort()}/");
-        var web = Tools.Start("dotnet", [webDll], new Dictionary<string, string>
-        {
-            ["ConnectionStrings__ControlPlane"] = postgres.ConnectionString,
-            ["ControlPlane__DataDirectory"] = Directory.CreateDirectory(Path.Combine(work, "controlplane")).FullName,
-            ["ControlPlane__Demo__Enabled"] = "false",
-            ["ControlPlane__Bootstrap__AdminToken"] = Token,
-            ["ASPNETCORE_URLS"] = baseUrl.AbsoluteUri.TrimEnd('/'),
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["Logging__LogLevel__Default"] = "Warning",
-            ["Logging__LogLevel__ControlPlane"] = logLevel,
-            ["Logging__Console__FormatterName"] = "simple",
-            ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.ffffff ",
-            ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
-            ["ControlPlane__Runtime__StopOnShutdown"] = "true",
-        }, Path.Combine(work, "controlplane.log"));
+        var web = Tools.StartControlPlane(webDll, postgres.ConnectionString, baseUrl, work, logLevel);
         var succeeded = false;
         try
         {
             await Tools.WaitForHttpAsync(new Uri(baseUrl, "healthz"), TimeSpan.FromSeconds(120));
             using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromMinutes(2) };
-            http.DefaultRequestHeaders.Authorization = new("Bearer", Token);
-            var cycles = await ReleaseFlow.CyclesAsync(http, releases, Console.Out, work, demoDll, web.Id);
-            var warm = cycles; // the warm-up release is not among them
+            http.DefaultRequestHeaders.Authorization = new("Bearer", Tools.ControlPlaneToken);
+            var warm = await ReleaseFlow.CyclesAsync(http, releases, Console.Out, work, demoDll, web.Id); // the warm-up release is not among them
             string P(Func<CycleTiming, double> f) => string.Create(CultureInfo.InvariantCulture,
                 $"{Tools.PercentileOf(warm.Select(f).ToList(), 50):F1} / {Tools.PercentileOf(warm.Select(f).ToList(), 99):F1}");
             Console.WriteLine($"p50 / p99 over {warm.Count} warm cycles (ms):");

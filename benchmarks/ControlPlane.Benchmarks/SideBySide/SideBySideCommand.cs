@@ -5,10 +5,11 @@ using System.Text;
 namespace ControlPlane.Benchmarks.SideBySide;
 
 /// <summary>
-/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- side-by-side [--quick] [--events N] [--no-docs]</c>:
+/// <c>dotnet run -c Release --project benchmarks/ControlPlane.Benchmarks -- side-by-side [--quick] [--events N] [--no-docs] [--web DIR] [--control-plane-only]</c>:
 /// the data plane (direct, embedded router, nginx reload, nginx Lua) and the control plane (audit export/verify against psql
 /// and SQL, the applications list) in one run. Writes the tables to artifacts/benchmarks/side-by-side.md and, for a full run,
-/// between the markers in docs/benchmarks.md.
+/// between the markers in docs/benchmarks.md. <c>--web DIR</c> runs another build of ControlPlane.Web and
+/// <c>--control-plane-only</c> skips the data plane (neither writes the docs): together they compare two builds in alternation.
 /// </summary>
 public static class SideBySideCommand
 {
@@ -19,7 +20,8 @@ public static class SideBySideCommand
     {
         var quick = args.Contains("--quick");
         var events = args.SkipWhile(a => a != "--events").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(quick ? 100_000 : 1_000_000);
-        var writeDocs = !quick && !args.Contains("--no-docs");
+        var controlPlaneOnly = args.Contains("--control-plane-only");
+        var writeDocs = !quick && !args.Contains("--no-docs") && !controlPlaneOnly && !args.Contains("--web");
         foreach (var tool in new[] { "wrk", "psql" })
             if ((await Tools.RunAsync("sh", ["-c", $"command -v {tool}"])).Code != 0)
             {
@@ -38,17 +40,18 @@ public static class SideBySideCommand
         var started = DateTimeOffset.UtcNow;
         var loadAtStart = File.ReadAllText("/proc/loadavg").Split(' ')[0];
         Console.WriteLine($"Side-by-side benchmark ({(quick ? "quick" : "full")}), work directory {work}");
-        List<DataPlaneResult> dataPlane;
-        MeasurementOverhead overhead;
+        List<DataPlaneResult>? dataPlane = null;
+        MeasurementOverhead? overhead = null;
         var demoClock = Stopwatch.StartNew();
-        await using (var backends = await Backends.StartAsync(work))
+        if (!controlPlaneOnly)
         {
+            await using var backends = await Backends.StartAsync(work);
             Console.WriteLine($"Data plane (the two demo app slots answered {demoClock.Elapsed.TotalMilliseconds:F0} ms after their start):");
             dataPlane = await DataPlane.RunAsync(backends, work, quick, Console.Out);
             overhead = await DataPlane.MeasurementOverheadAsync(backends, work, quick, Console.Out);
         }
         Console.WriteLine("Control plane:");
-        var controlPlane = await ControlPlaneRows.RunAsync(work, events, quick, Console.Out);
+        var controlPlane = await ControlPlaneRows.RunAsync(Tools.WebProgram(args), work, events, quick, Console.Out);
 
         var report = Report(dataPlane, overhead, controlPlane, started, loadAtStart, clock.Elapsed, quick);
         var artifacts = Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "artifacts", "benchmarks")).FullName;
@@ -71,9 +74,19 @@ public static class SideBySideCommand
         return 0;
     }
 
-    private static string Report(List<DataPlaneResult> dataPlane, MeasurementOverhead overhead, ControlPlaneResult controlPlane, DateTimeOffset started, string loadAtStart, TimeSpan took, bool quick)
+    private static string Report(List<DataPlaneResult>? dataPlane, MeasurementOverhead? overhead, ControlPlaneResult controlPlane, DateTimeOffset started, string loadAtStart, TimeSpan took, bool quick)
     {
         var text = new StringBuilder();
+        if (dataPlane is null || overhead is null)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"Run {started:yyyy-MM-dd HH:mm} UTC, control plane only ({(quick ? "quick" : "full")}), {took.TotalSeconds:F0} s, " +
+                $"load average (1 min) {loadAtStart} at the start and {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end.");
+            text.AppendLine();
+            text.Append(ControlPlaneRows.Table(controlPlane));
+            text.AppendLine();
+            text.Append(ReleaseFlow.Table(controlPlane.Flow, quick));
+            return text.ToString();
+        }
         var router = dataPlane.First(r => r.Name.StartsWith("embedded router", StringComparison.Ordinal));
         var nginx = dataPlane.First(r => r.Name == "nginx, reload mode");
         var r64 = router.Load.Single(l => l.Connections == 64).Result;

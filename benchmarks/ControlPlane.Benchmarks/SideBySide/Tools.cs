@@ -21,6 +21,38 @@ public static partial class Tools
     public static string Program(string project) =>
         BundledProgram.Find(project, "none", null) ?? throw new InvalidOperationException($"{project}.dll not found: build the benchmarks project first.");
 
+    /// <summary>The admin token every harness command bootstraps ControlPlane with.</summary>
+    public const string ControlPlaneToken = "bench-admin-token-0123456789abcdef";
+
+    /// <summary><c>--web DIR</c>: another build's output directory of ControlPlane.Web (to compare two builds in alternation), else this one's.</summary>
+    public static string WebProgram(string[] args) =>
+        args.SkipWhile(a => a != "--web").Skip(1).FirstOrDefault() is { } dir
+            ? Path.Combine(Path.GetFullPath(dir), "ControlPlane.Web.dll")
+            : Program("ControlPlane.Web");
+
+    /// <summary>
+    /// ControlPlane as a process of its own, as it ships (Production, no demo), on the given PostgreSQL, answering on
+    /// <paramref name="baseUrl"/>; slot processes and routers it starts stop with it. <paramref name="logLevel"/> is for its own
+    /// categories, with UTC timestamps to follow a release in its log.
+    /// </summary>
+    public static Process StartControlPlane(string webDll, string connectionString, Uri baseUrl, string work, string logLevel = "Warning") =>
+        Start("dotnet", [webDll], new Dictionary<string, string>
+        {
+            ["ConnectionStrings__ControlPlane"] = connectionString,
+            ["ControlPlane__DataDirectory"] = Directory.CreateDirectory(Path.Combine(work, "controlplane")).FullName,
+            ["ControlPlane__Demo__Enabled"] = "false",
+            ["ControlPlane__Bootstrap__AdminToken"] = ControlPlaneToken,
+            ["ASPNETCORE_URLS"] = baseUrl.AbsoluteUri.TrimEnd('/'),
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__ControlPlane"] = logLevel,
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.ffffff ",
+            ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+            // The release flow's slot processes and router are stopped with ControlPlane (SIGTERM), not left behind.
+            ["ControlPlane__Runtime__StopOnShutdown"] = "true",
+        }, Path.Combine(work, "controlplane.log"));
+
     public static Process Start(string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, string? log = null)
     {
         var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
