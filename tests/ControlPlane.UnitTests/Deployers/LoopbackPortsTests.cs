@@ -15,4 +15,14 @@ public sealed class LoopbackPortsTests
         using var listener = new TcpListener(IPAddress.Loopback, port);
         listener.Start(); // throws if it was not free
     }
+
+    [Fact]
+    public void Ports_chosen_one_after_the_other_are_never_the_same_even_before_anything_listens()
+    {
+        // 2,000 random picks from the ~12,000 ports below the ephemeral range repeat a number many times over (birthday
+        // bound) unless the picker remembers what it handed out; nothing listens on any of them, as between registering an
+        // application (router, blue and green ports) and starting its processes.
+        var ports = Enumerable.Range(0, 2000).Select(_ => LoopbackPorts.PickForLater()).ToList();
+        Assert.Equal(ports.Count, ports.Distinct().Count());
+    }
 }
